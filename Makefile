@@ -1,0 +1,68 @@
+# metafix — `make help` lists the targets. `make demo` and `make test` set up
+# everything they need on a fresh machine (virtualenv, Kafka jars, Prism, model).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STATE := .state
+KAFKA_PORT ?= 9092
+BEAM_VERSION := 2.77.0
+PRISM := $(STATE)/bin/prism
+MODEL_DIR ?= model/export
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt constraints.txt setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip wheel setuptools
+	$(VENV)/bin/pip install -q -r requirements.txt -c constraints.txt
+	$(VENV)/bin/pip install -q --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed ## Create the virtualenv with the pinned packages and the `metafix` command
+
+$(PRISM):
+	mkdir -p $(STATE)/bin
+	GOBIN=$(abspath $(STATE)/bin) GOFLAGS=-mod=mod go install github.com/apache/beam/sdks/v2/go/cmd/prism@v$(BEAM_VERSION)
+
+prism: $(PRISM) ## Build Beam's Prism runner (the local streaming runner) from the Go module proxy
+
+kafka-jars: venv ## Fetch the pinned Apache Kafka jars from Maven Central (cached in ~/.m2)
+	$(PY) -m streaming.local_kafka jars
+
+kafka-up: kafka-jars ## Start a local KRaft broker on 127.0.0.1:KAFKA_PORT (default 9092) and wait until it is ready
+	$(PY) -m streaming.local_kafka up --port $(KAFKA_PORT)
+
+kafka-down: venv ## Stop the local broker on KAFKA_PORT
+	$(PY) -m streaming.local_kafka down --port $(KAFKA_PORT)
+
+$(MODEL_DIR)/LATEST: | venv
+	$(VENV)/bin/metafix train --output-dir $(MODEL_DIR) --config full
+
+model: venv ## Train, evaluate-on-validation and export the default model into model/export/<version>
+	$(VENV)/bin/metafix train --output-dir $(MODEL_DIR) --config full
+
+evaluate: $(MODEL_DIR)/LATEST ## Evaluate the default model against the rules-only baseline (JSON + report)
+	$(VENV)/bin/metafix evaluate --model-dir $(MODEL_DIR) --json $(MODEL_DIR)/evaluation.json
+
+test: venv prism kafka-jars ## Run the whole test suite (starts its own Kafka broker)
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+demo: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Run the streaming job on a local broker with a realistic event stream
+	$(VENV)/bin/metafix demo --model-dir $(MODEL_DIR)
+
+bench: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Measure throughput, latency and memory; writes bench/results/latest.json
+	$(PY) -m bench.run --model-dir $(MODEL_DIR)
+
+lint: venv ## ruff
+	$(VENV)/bin/ruff check .
+
+clean: ## Remove broker state and caches (keeps the virtualenv and the model)
+	rm -rf $(STATE)/kafka-* .pytest_cache
+
+.PHONY: help venv prism kafka-jars kafka-up kafka-down model evaluate test demo bench lint clean

@@ -1,0 +1,137 @@
+"""The ``metafix`` command.
+
+    metafix stream   --bootstrap-servers 127.0.0.1:9092 --input-topic catalog.updates \\
+                     --output-topic catalog.corrected --dead-letter-topic catalog.dead-letters \\
+                     [--review-topic ...] [--audit-topic ...] [--start-from committed] [--runner ...]
+    metafix replay   --input 'events/*.jsonl' --output out.jsonl --format jsonl
+    metafix diff     --input events.jsonl --model-a DIR --model-b DIR
+    metafix train    --output-dir model/export [--config tiny|full]
+    metafix evaluate --model-dir model/export --json evaluation.json
+    metafix demo
+
+Every subcommand takes ``--help``. Bad options, an unreachable broker, a
+missing topic or model end the command with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from streaming import preflight
+from streaming.metrics_summary import print_summary
+from streaming.options import ConfigError, MetafixOptions, stream_config
+from streaming.pipeline import build_pipeline
+from streaming.runners import with_local_defaults
+
+log = logging.getLogger("metafix")
+
+
+def _usage() -> str:
+    return __doc__ or ""
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """``metafix stream``: runs the streaming job until it is stopped (SIGINT or SIGTERM)."""
+    options = PipelineOptions(list(argv or []))
+    if "--help" in (argv or []) or "-h" in (argv or []):
+        options.view_as(MetafixOptions)
+        PipelineOptions(["--help"])
+    config = stream_config(options)
+    preflight.check_stream(config)
+    options = with_local_defaults(options, streaming=True)
+    pipeline = beam.Pipeline(options=options)
+    build_pipeline(pipeline, config)
+    result = pipeline.run()
+    log.info("metafix stream: running; reading %s, writing %s", config.input_topic, config.output_topic)
+    _wait_until_stopped(result)
+    print_summary(result)
+    return 0
+
+
+def _wait_until_stopped(result: beam.runners.runner.PipelineResult) -> None:
+    stop = threading.Event()
+
+    def _on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
+        stop.set()
+
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        waiter = threading.Thread(target=_wait_quietly, args=(result, stop), daemon=True)
+        waiter.start()
+        stop.wait()
+        if not _finished(result):
+            log.info("metafix stream: stopping")
+            result.cancel()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _wait_quietly(result, stop: threading.Event) -> None:
+    try:
+        result.wait_until_finish()
+    except Exception:  # noqa: BLE001 - the failure is reported by the job's state below
+        log.exception("metafix stream: the pipeline failed")
+    stop.set()
+
+
+def _finished(result) -> bool:
+    from apache_beam.runners.runner import PipelineState
+
+    return PipelineState.is_terminal(result.state)
+
+
+def _command(name: str) -> Callable[[list[str]], int]:
+    if name == "stream":
+        return run
+    if name == "replay":
+        from streaming.replay import run as replay
+
+        return replay
+    if name == "diff":
+        from streaming.diff import run as diff
+
+        return diff
+    if name == "demo":
+        from streaming.demo import run as demo
+
+        return demo
+    if name == "train":
+        from model.train import main as train
+
+        return train
+    if name == "evaluate":
+        from model.evaluate import main as evaluate
+
+        return evaluate
+    raise KeyError(name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    try:
+        command = _command(name)
+    except KeyError:
+        print(f"metafix: unknown command {name!r}\n{_usage()}", file=sys.stderr)
+        return 2
+    try:
+        return command(rest)
+    except ConfigError as e:
+        print(f"metafix {name}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""The summary a job prints when it ends: records in and out, dead letters, corrections per class."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from apache_beam.metrics.metric import MetricsFilter
+
+from transforms.composites import METRICS_NAMESPACE
+
+
+def collect(result: Any) -> dict[str, Any]:
+    """Counters and distributions of the metafix namespace, by name (committed values, else attempted)."""
+    try:
+        query = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))
+    except Exception:  # noqa: BLE001 - some runners cannot report metrics of a cancelled job
+        return {}
+    values: dict[str, Any] = {}
+    for kind in ("counters", "distributions"):
+        for m in query.get(kind, []):
+            value = m.committed if m.committed is not None else m.attempted
+            if kind == "counters":
+                values[m.key.metric.name] = values.get(m.key.metric.name, 0) + (value or 0)
+            elif value is not None and value.count:
+                values[m.key.metric.name] = {"count": value.count, "mean": value.mean, "min": value.min,
+                                             "max": value.max}
+    return values
+
+
+def format_summary(values: dict[str, Any]) -> str:
+    if not values:
+        return "metafix: no metrics were reported by the runner"
+    lines = ["metafix summary"]
+    for name in ("records_in", "records_out", "dead_letters", "inference_errors"):
+        lines.append(f"  {name:<28} {values.get(name, 0):>10}")
+    for name in ("inference_batch_size", "inference_latency_ms"):
+        d = values.get(name)
+        if d:
+            lines.append(f"  {name:<28} mean {d['mean']:.1f}  min {d['min']}  max {d['max']}  (n={d['count']})")
+    for prefix in ("detected.", "corrected.", "flagged.", "dead_letters."):
+        rows = sorted((k, v) for k, v in values.items() if k.startswith(prefix) and not isinstance(v, dict))
+        if rows:
+            lines.append(f"  {prefix.rstrip('.')}:")
+            lines += [f"    {k[len(prefix):]:<40} {v:>8}" for k, v in rows]
+    return "\n".join(lines)
+
+
+def print_summary(result: Any, out: TextIO = sys.stdout) -> dict[str, Any]:
+    values = collect(result)
+    print(format_summary(values), file=out, flush=True)
+    return values

@@ -1,0 +1,178 @@
+"""Command-line options of the metafix jobs, validated at start into frozen configs.
+
+One ``PipelineOptions`` subclass holds every metafix flag, so the same flags
+work on every runner (and show up in Dataflow's job description). ``stream_config``
+and ``replay_config`` turn them into frozen dataclasses or raise ``ConfigError``
+with a one-line message the CLI prints before exiting non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from streaming.kafkaio import KafkaSecurity
+from transforms.codec import DEFAULT_MAX_PAYLOAD_BYTES
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_DIR = str(REPO_ROOT / "model" / "export")
+SECURITY_FLAGS = (
+    "security_protocol",
+    "sasl_mechanism",
+    "sasl_plain_username",
+    "sasl_plain_password",
+    "ssl_cafile",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_password",
+)
+
+
+class ConfigError(ValueError):
+    """A bad option: the message is shown to the user as is."""
+
+
+class MetafixOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group("metafix")
+        g.add_argument("--bootstrap-servers", dest="bootstrap_servers", help="Kafka bootstrap servers, host:port[,host:port]")
+        g.add_argument("--input-topic", dest="input_topic", help="Topic of catalog-update events")
+        g.add_argument("--output-topic", dest="output_topic", help="Topic for corrected records")
+        g.add_argument("--dead-letter-topic", dest="dead_letter_topic", help="Topic for inputs that could not be processed")
+        g.add_argument("--review-topic", dest="review_topic", help="Topic for records with fields flagged for review")
+        g.add_argument("--audit-topic", dest="audit_topic", help="Topic with one entry per correction")
+        g.add_argument("--group-id", dest="group_id", default="metafix", help="Kafka consumer group whose offsets the job commits")
+        g.add_argument("--start-from", dest="start_from", default="committed",
+                       help="earliest | latest | committed | an ISO-8601 time")
+        g.add_argument("--stop-at", dest="stop_at", default=None,
+                       help="Bounded Kafka read: 'end' (offsets at start) or an ISO-8601 time")
+        g.add_argument("--model-dir", dest="model_dir", default=None,
+                       help=f"Exported model (root with LATEST, or a version dir); default {DEFAULT_MODEL_DIR}")
+        g.add_argument("--apply-threshold", dest="apply_threshold", type=float, default=None,
+                       help="Confidence at or above which a detected error is corrected (default: the model's)")
+        g.add_argument("--review-threshold", dest="review_threshold", type=float, default=None,
+                       help="Confidence at or above which a detected error is flagged for review (default: the model's)")
+        g.add_argument("--batch-size", dest="batch_size", type=int, default=512, help="Records per model call")
+        g.add_argument("--max-records-per-poll", dest="max_records_per_poll", type=int, default=2000,
+                       help="Records the Kafka source emits per bundle at most")
+        g.add_argument("--max-payload-bytes", dest="max_payload_bytes", type=int, default=DEFAULT_MAX_PAYLOAD_BYTES,
+                       help="Larger inputs go to the dead-letter topic")
+        g.add_argument("--archive-dir", dest="archive_dir", default=None,
+                       help="Keep the raw input events as hourly-partitioned Avro files under this path")
+        g.add_argument("--input", dest="input", default=None, help="replay: event-log files (glob or filesystem URL)")
+        g.add_argument("--output", dest="output", default=None, help="replay: output path prefix")
+        g.add_argument("--format", dest="output_format", default="jsonl", choices=("jsonl", "avro"),
+                       help="replay: output file format")
+        g.add_argument("--progress", dest="progress", default="auto", choices=("auto", "on", "off"),
+                       help="replay: progress bar on local runs")
+        for flag in SECURITY_FLAGS:
+            g.add_argument("--" + flag.replace("_", "-"), dest=flag, default=None,
+                           help=f"Kafka {flag} (passed to kafka-python; never logged)")
+
+
+def parse_time_ms(text: str) -> int:
+    """An ISO-8601 time (naive means UTC) in epoch milliseconds."""
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise ConfigError(f"not an ISO-8601 time: {text!r}") from e
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return int(t.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
+
+    def client_config(self) -> dict[str, Any]:
+        return {"bootstrap_servers": self.bootstrap_servers, **self.security.client_kwargs()}
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    kafka: KafkaSettings
+    input_topic: str
+    output_topic: str
+    dead_letter_topic: str
+    review_topic: str | None
+    audit_topic: str | None
+    group_id: str
+    start_from: str | int
+    stop_at: str | int | None
+    model_dir: str
+    apply_threshold: float | None
+    review_threshold: float | None
+    batch_size: int
+    max_records_per_poll: int
+    max_payload_bytes: int
+    archive_dir: str | None
+
+
+def _start_position(text: str) -> str | int:
+    if text in ("earliest", "latest", "committed"):
+        return text
+    return parse_time_ms(text)
+
+
+def _stop_position(text: str | None) -> str | int | None:
+    if text is None or text == "end":
+        return text
+    return parse_time_ms(text)
+
+
+def resolve_model_dir(model_dir: str | None) -> str:
+    return model_dir or os.environ.get("METAFIX_MODEL_DIR") or DEFAULT_MODEL_DIR
+
+
+def _check_thresholds(o: MetafixOptions) -> None:
+    a, r = o.apply_threshold, o.review_threshold
+    for name, v in (("--apply-threshold", a), ("--review-threshold", r)):
+        if v is not None and not 0.0 <= v <= 1.0:
+            raise ConfigError(f"{name} must be between 0 and 1, got {v}")
+    if a is not None and r is not None and r > a:
+        raise ConfigError(f"--review-threshold ({r}) must not exceed --apply-threshold ({a})")
+    if o.batch_size < 1:
+        raise ConfigError("--batch-size must be at least 1")
+
+
+def kafka_settings(o: MetafixOptions) -> KafkaSettings:
+    if not o.bootstrap_servers:
+        raise ConfigError("--bootstrap-servers is required")
+    security = {f: getattr(o, f) for f in SECURITY_FLAGS if getattr(o, f) is not None}
+    return KafkaSettings(o.bootstrap_servers, KafkaSecurity(**security))
+
+
+def stream_config(options: PipelineOptions) -> StreamConfig:
+    o = options.view_as(MetafixOptions)
+    for flag, value in (("--input-topic", o.input_topic), ("--output-topic", o.output_topic),
+                        ("--dead-letter-topic", o.dead_letter_topic)):
+        if not value:
+            raise ConfigError(f"{flag} is required")
+    _check_thresholds(o)
+    return StreamConfig(
+        kafka=kafka_settings(o),
+        input_topic=o.input_topic,
+        output_topic=o.output_topic,
+        dead_letter_topic=o.dead_letter_topic,
+        review_topic=o.review_topic,
+        audit_topic=o.audit_topic,
+        group_id=o.group_id,
+        start_from=_start_position(o.start_from),
+        stop_at=_stop_position(o.stop_at),
+        model_dir=resolve_model_dir(o.model_dir),
+        apply_threshold=o.apply_threshold,
+        review_threshold=o.review_threshold,
+        batch_size=o.batch_size,
+        max_records_per_poll=o.max_records_per_poll,
+        max_payload_bytes=o.max_payload_bytes,
+        archive_dir=o.archive_dir,
+    )

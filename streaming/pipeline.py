@@ -1,0 +1,75 @@
+"""Pipeline graphs: ``build_pipeline`` for the streaming job, ``build_replay_pipeline`` for replay.
+
+Both apply the same ``CorrectCatalog`` composite; they differ only in where
+records come from and where results go. These functions only wire named
+composites; the logic lives in ``transforms/`` and ``streaming/kafkaio.py``.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from streaming.archive import ArchiveEvents
+from streaming.kafkaio import ConsumerConfig, ProducerConfig, ReadFromKafka, WriteToKafkaTopics
+from streaming.options import StreamConfig
+from transforms.composites import DEAD_LETTER, CorrectCatalog, CorrectionSettings, EncodeOutputs
+
+
+def correction_settings(config: StreamConfig) -> CorrectionSettings:
+    return CorrectionSettings(
+        model_dir=config.model_dir,
+        batch_size=config.batch_size,
+        apply_threshold=config.apply_threshold,
+        review_threshold=config.review_threshold,
+    )
+
+
+def consumer_config(config: StreamConfig) -> ConsumerConfig:
+    return ConsumerConfig(
+        config.kafka.bootstrap_servers,
+        topics=(config.input_topic,),
+        group_id=config.group_id,
+        start=config.start_from,
+        stop=config.stop_at,
+        max_records_per_call=config.max_records_per_poll,
+        security=config.kafka.security,
+    )
+
+
+def _to_topic(key_value: tuple[bytes | None, bytes], topic: str) -> tuple[str, bytes | None, bytes]:
+    return topic, key_value[0], key_value[1]
+
+
+class WriteOutputs(beam.PTransform):
+    """Encoded outputs to their topics through one producer (one flush per bundle)."""
+
+    def __init__(self, producer: ProducerConfig, topics: dict[str, str | None]):
+        super().__init__()
+        self._producer = producer
+        self._topics = topics
+
+    def expand(self, encoded: dict[str, beam.PCollection]) -> beam.PCollection:
+        routed = [
+            encoded[name] | f"To{name.title().replace('_', '')}Topic" >> beam.Map(_to_topic, topic)
+            for name, topic in self._topics.items()
+            if topic
+        ]
+        return routed | "MergeMessages" >> beam.Flatten() | "Produce" >> WriteToKafkaTopics(self._producer)
+
+
+def build_pipeline(p: beam.Pipeline, config: StreamConfig) -> None:
+    """Kafka -> decode -> score and correct -> Kafka (output, review, audit, dead letters)."""
+    records = p | "ReadEvents" >> ReadFromKafka(consumer_config(config))
+    if config.archive_dir:
+        records | "ArchiveRawEvents" >> ArchiveEvents(config.archive_dir)
+    outputs = records | "CorrectCatalog" >> CorrectCatalog(correction_settings(config), config.max_payload_bytes)
+    encoded = outputs | "EncodeOutputs" >> EncodeOutputs()
+    encoded | "WriteOutputs" >> WriteOutputs(
+        ProducerConfig(config.kafka.bootstrap_servers, security=config.kafka.security),
+        {
+            "corrected": config.output_topic,
+            "review": config.review_topic,
+            "audit": config.audit_topic,
+            DEAD_LETTER: config.dead_letter_topic,
+        },
+    )

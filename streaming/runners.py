@@ -1,0 +1,51 @@
+"""Choosing the Beam runner when the user names none.
+
+The local default is Prism, Beam's portable local runner, built from the Go
+module proxy by ``make prism`` into ``.state/bin/prism``. It runs unbounded
+pipelines with real streaming semantics: watermarks, windows, GroupByKey and
+state emit while the job runs, splittable DoFns checkpoint and resume, and
+bundle finalizers (which commit Kafka offsets) are called. The DirectRunner's
+FnApiRunner fallback streams only a single fused stage and never emits after a
+GroupByKey, so it is not the default; it stays selectable with
+``--runner=FnApiRunner``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from apache_beam.options.pipeline_options import (
+    PipelineOptions,
+    PortableOptions,
+    PrismRunnerOptions,
+    StandardOptions,
+)
+
+from streaming.options import REPO_ROOT
+
+PRISM_BINARY = REPO_ROOT / ".state" / "bin" / "prism"
+
+
+def prism_location() -> str | None:
+    env = os.environ.get("METAFIX_PRISM")
+    if env:
+        return env
+    if PRISM_BINARY.exists():
+        return str(PRISM_BINARY)
+    return shutil.which("prism")
+
+
+def with_local_defaults(options: PipelineOptions, *, streaming: bool) -> PipelineOptions:
+    """Fills in the runner (Prism, in process) when the command line names none."""
+    standard = options.view_as(StandardOptions)
+    if streaming:
+        standard.streaming = True
+    if standard.runner is None:
+        location = prism_location()
+        if location is None:
+            raise FileNotFoundError("no Prism binary: run `make prism` or pass --runner")
+        standard.runner = "PrismRunner"
+        options.view_as(PortableOptions).environment_type = "LOOPBACK"
+        options.view_as(PrismRunnerOptions).prism_location = location
+    return options

@@ -1,0 +1,225 @@
+"""Bytes in, events out, and back: pure decoding and encoding of the wire formats.
+
+Inputs arrive either as JSON (UTF-8, the Avro schema's field names, JSON numbers
+and booleans read as their text) or as Avro binary behind the Confluent
+wire-format header (magic byte 0, 4-byte big-endian schema id). Everything that
+cannot be read becomes a ``DecodeError`` whose ``error_type`` names the reason;
+the Beam shell turns it into a ``DeadLetter`` record.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from typing import Any
+
+import fastavro
+
+from schemas import (
+    CATALOG_UPDATE_EVENT,
+    DEAD_LETTER,
+    DEAD_LETTER_SCHEMA_ID,
+    EVENT_SCHEMA_ID,
+    SCHEMA_VERSION,
+    SCHEMAS_BY_ID,
+)
+from transforms.fields import TRACK_FIELDS
+from transforms.version import PIPELINE_VERSION
+
+MAGIC_BYTE = 0
+_HEADER = struct.Struct(">bI")
+DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
+# Dead letters keep the raw payload, but not an unbounded one: a 10 MB hostile
+# message must not become a 10 MB dead letter that the sink cannot write.
+DEAD_LETTER_PAYLOAD_LIMIT = 64 << 10
+_TOP_LEVEL_STRINGS = ("event_time", "entity_id", "source")
+_TRACK_STRINGS = tuple(f for f in TRACK_FIELDS if f != "featured_artists")
+
+
+class DecodeError(Exception):
+    """An input that cannot become a ``CatalogUpdateEvent``."""
+
+    def __init__(self, error_type: str, message: str, event_id: str | None = None):
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.event_id = event_id
+
+
+def decode_event(payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> dict[str, Any]:
+    """Decodes one Kafka value into a validated ``CatalogUpdateEvent`` dict."""
+    if payload is None:
+        raise DecodeError("empty_payload", "record has no value (tombstone)")
+    if len(payload) > max_bytes:
+        raise DecodeError("payload_too_large", f"{len(payload)} bytes > limit {max_bytes}")
+    if not payload:
+        raise DecodeError("empty_payload", "record value is empty")
+    if payload[0] == MAGIC_BYTE:
+        return _decode_confluent_avro(payload)
+    return _decode_json(payload)
+
+
+def _decode_confluent_avro(payload: bytes) -> dict[str, Any]:
+    if len(payload) < _HEADER.size:
+        raise DecodeError("truncated_header", f"{len(payload)} bytes is shorter than the wire-format header")
+    _, schema_id = _HEADER.unpack_from(payload)
+    if schema_id not in SCHEMAS_BY_ID:
+        raise DecodeError("unknown_schema_id", f"schema id {schema_id} is not registered")
+    if schema_id != EVENT_SCHEMA_ID:
+        raise DecodeError("wrong_schema_id", f"schema id {schema_id} is not a CatalogUpdateEvent schema")
+    body = io.BytesIO(payload)
+    body.seek(_HEADER.size)
+    try:
+        record = fastavro.schemaless_reader(body, CATALOG_UPDATE_EVENT, None)
+    except (EOFError, StopIteration) as e:
+        raise DecodeError("truncated_avro", f"Avro body ends early: {e!r}") from e
+    except Exception as e:  # fastavro raises many types on corrupt bodies
+        raise DecodeError("corrupt_avro", f"{type(e).__name__}: {e}") from e
+    if body.tell() != len(payload):
+        raise DecodeError("corrupt_avro", f"{len(payload) - body.tell()} trailing bytes after the Avro record")
+    return _validate(record)
+
+
+def _decode_json(payload: bytes) -> dict[str, Any]:
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DecodeError("invalid_utf8", str(e)) from e
+    try:
+        obj = json.loads(text)
+    except RecursionError as e:
+        raise DecodeError("json_too_deep", "JSON nesting exceeds the parser's depth limit") from e
+    except ValueError as e:
+        raise DecodeError("invalid_json", str(e)) from e
+    if not isinstance(obj, dict):
+        raise DecodeError("wrong_type", f"top-level JSON is {type(obj).__name__}, expected an object")
+    return _validate(_from_json(obj))
+
+
+def _json_text(value: Any, where: str, event_id: str | None) -> str | None:
+    # Upstream systems send numbers and flags as JSON scalars; the event keeps them as text.
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    raise DecodeError("wrong_type", f"{where} is a JSON {type(value).__name__}, expected a scalar", event_id)
+
+
+def _from_json(obj: dict[str, Any]) -> dict[str, Any]:
+    raw_id = obj.get("event_id")
+    event_id = raw_id if isinstance(raw_id, str) else None
+    track = obj.get("track")
+    if track is None:
+        track = {}
+    if not isinstance(track, dict):
+        raise DecodeError("wrong_type", f"track is a JSON {type(track).__name__}, expected an object", event_id)
+    featured = track.get("featured_artists")
+    if featured is None:
+        featured = []
+    if not isinstance(featured, list) or not all(isinstance(a, str) for a in featured):
+        raise DecodeError("wrong_type", "track.featured_artists must be a list of strings", event_id)
+    return {
+        "event_id": _json_text(raw_id, "event_id", event_id),
+        **{k: _json_text(obj.get(k), k, event_id) for k in _TOP_LEVEL_STRINGS},
+        "track": {
+            **{k: _json_text(track.get(k), f"track.{k}", event_id) for k in _TRACK_STRINGS},
+            "featured_artists": featured,
+        },
+    }
+
+
+def _validate(event: dict[str, Any]) -> dict[str, Any]:
+    event_id = event.get("event_id")
+    if not event_id or not event_id.strip():
+        raise DecodeError("missing_event_id", "event_id is missing or empty")
+    if len(event_id) > 256:
+        raise DecodeError("invalid_event_id", f"event_id is {len(event_id)} characters long", event_id[:256])
+    texts = [event_id, *(event.get(k) for k in _TOP_LEVEL_STRINGS), *event["track"].values()]
+    for text in texts:
+        for s in text if isinstance(text, list) else (text,):
+            if s is not None and not _encodable(s):
+                raise DecodeError("invalid_unicode", "a text value holds a lone surrogate", event_id)
+    return event
+
+
+def _encodable(text: str) -> bool:
+    # JSON "\ud800" escapes decode to lone surrogates that no UTF-8 writer accepts.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def confluent_encode(schema_id: int, record: dict[str, Any]) -> bytes:
+    """Encodes a record with the wire-format header; ``strict`` so no field is silently defaulted."""
+    buf = io.BytesIO()
+    buf.write(_HEADER.pack(MAGIC_BYTE, schema_id))
+    fastavro.schemaless_writer(buf, SCHEMAS_BY_ID[schema_id], record, strict=True)
+    return buf.getvalue()
+
+
+def confluent_decode(payload: bytes) -> tuple[int, dict[str, Any]]:
+    """Reads any record this project writes (outputs, dead letters, audit entries)."""
+    _, schema_id = _HEADER.unpack_from(payload)
+    body = io.BytesIO(payload)
+    body.seek(_HEADER.size)
+    return schema_id, fastavro.schemaless_reader(body, SCHEMAS_BY_ID[schema_id], None)
+
+
+def dead_letter(
+    payload: bytes | None,
+    *,
+    stage: str,
+    error_type: str,
+    message: str,
+    key: bytes | None = None,
+    topic: str | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+    timestamp_ms: int | None = None,
+    event_id: str | None = None,
+    model_version: str | None = None,
+) -> dict[str, Any]:
+    """Builds a ``DeadLetter`` record that keeps the input and says why it failed."""
+    raw = payload or b""
+    return {
+        "payload": raw[:DEAD_LETTER_PAYLOAD_LIMIT],
+        "payload_size": len(raw),
+        "key": key[:DEAD_LETTER_PAYLOAD_LIMIT] if key is not None else None,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "timestamp_ms": timestamp_ms,
+        "stage": stage,
+        "error_type": error_type,
+        "error_message": message[:2000],
+        "event_id": event_id,
+        "pipeline_version": PIPELINE_VERSION,
+        "schema_version": SCHEMA_VERSION,
+        "model_version": model_version,
+    }
+
+
+def encode_dead_letter(record: dict[str, Any]) -> bytes:
+    return confluent_encode(DEAD_LETTER_SCHEMA_ID, record)
+
+
+def encode_event(event: dict[str, Any]) -> bytes:
+    """Confluent-framed Avro for an input event (producers, tests, the demo)."""
+    return confluent_encode(EVENT_SCHEMA_ID, event)
+
+
+__all__ = [
+    "DEAD_LETTER",
+    "DecodeError",
+    "confluent_decode",
+    "confluent_encode",
+    "dead_letter",
+    "decode_event",
+    "encode_dead_letter",
+    "encode_event",
+]

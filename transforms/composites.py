@@ -1,0 +1,309 @@
+"""The shared Beam composites: decode, correct and route catalog events.
+
+``CorrectCatalog`` is the one composite that both ``metafix stream`` and
+``metafix replay`` apply, so streaming and replay run exactly the same logic::
+
+    outputs = records | "CorrectCatalog" >> CorrectCatalog(model_dir)
+    outputs.corrected, outputs.review, outputs.audit, outputs.dead_letter
+
+Input elements are Kafka records (anything with ``topic``, ``partition``,
+``offset``, ``timestamp_ms``, ``key`` and ``value``). The DoFns here are thin:
+decoding, the decision policy and record assembly are pure functions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.utils import shared
+from apache_beam.utils.windowed_value import WindowedValue
+
+from schemas import AUDIT_SCHEMA_ID, CORRECTED_SCHEMA_ID
+from transforms import codec, records
+from transforms.policy import RecordScores, Thresholds, correct_track
+
+METRICS_NAMESPACE = "metafix"
+DEAD_LETTER = "dead_letter"
+REVIEW = "review"
+AUDIT = "audit"
+MODEL_ERROR = "model_error"
+
+
+class CatalogOutputs(NamedTuple):
+    corrected: beam.PCollection
+    review: beam.PCollection
+    audit: beam.PCollection
+    dead_letter: beam.PCollection
+
+
+def _coords(record: Any) -> dict[str, Any]:
+    return records.coordinates(record.topic, record.partition, record.offset, record.timestamp_ms)
+
+
+def _dead_letter_for(record: Any, *, stage: str, error_type: str, message: str, **extra: Any) -> dict:
+    return codec.dead_letter(
+        record.value,
+        key=record.key,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp_ms,
+        stage=stage,
+        error_type=error_type,
+        message=message,
+        **extra,
+    )
+
+
+class DecodeFn(beam.DoFn):
+    """Bytes to events; whatever cannot be decoded goes to the dead-letter output."""
+
+    def __init__(self, max_payload_bytes: int):
+        self._max_payload_bytes = max_payload_bytes
+        self._decoded = Metrics.counter(METRICS_NAMESPACE, "records_in")
+        self._dead = Metrics.counter(METRICS_NAMESPACE, "dead_letters")
+
+    def process(self, record: Any) -> Iterator[Any]:
+        try:
+            event = codec.decode_event(record.value, self._max_payload_bytes)
+        except codec.DecodeError as e:
+            self._dead.inc()
+            Metrics.counter(METRICS_NAMESPACE, f"dead_letters.decode.{e.error_type}").inc()
+            yield beam.pvalue.TaggedOutput(
+                DEAD_LETTER,
+                _dead_letter_for(
+                    record, stage="decode", error_type=e.error_type, message=e.message, event_id=e.event_id
+                ),
+            )
+            return
+        self._decoded.inc()
+        yield record, event
+
+
+class _LoadedModel:
+    """Holder for a predictor shared by all DoFn instances of a worker process."""
+
+    def __init__(self, model_dir: str):
+        from model.serving import Predictor  # TensorFlow is imported where the model is used.
+
+        self.predictor = Predictor.load(model_dir)
+
+
+@dataclass(frozen=True)
+class CorrectionSettings:
+    """Plain, picklable settings of the correction step."""
+
+    model_dir: str
+    batch_size: int = 512
+    apply_threshold: float | None = None
+    review_threshold: float | None = None
+
+
+class CorrectBatchFn(beam.DoFn):
+    """Scores records in batches with the model and applies the decision policy.
+
+    Records are buffered within a bundle and scored together, because one call of
+    the model costs about as much for 1 record as for hundreds. The buffer is
+    flushed at ``finish_bundle``, so nothing outlives the bundle: a bundle's
+    outputs are complete before its input offsets are committed.
+    """
+
+    def __init__(self, settings: CorrectionSettings, shared_handle: shared.Shared):
+        self._settings = settings
+        self._shared_handle = shared_handle
+        self._buffer: list[tuple[Any, Any, Any]] = []
+        self._counters: dict[str, Any] = {}
+        self._batch_size = Metrics.distribution(METRICS_NAMESPACE, "inference_batch_size")
+        self._latency = Metrics.distribution(METRICS_NAMESPACE, "inference_latency_ms")
+        self._out = Metrics.counter(METRICS_NAMESPACE, "records_out")
+        self._model_errors = Metrics.counter(METRICS_NAMESPACE, "inference_errors")
+
+    def setup(self) -> None:
+        model_dir = self._settings.model_dir
+        self._predictor = self._shared_handle.acquire(lambda: _LoadedModel(model_dir), tag=model_dir).predictor
+        base = self._predictor.thresholds
+        self._thresholds = Thresholds(
+            apply=self._settings.apply_threshold if self._settings.apply_threshold is not None else base.apply,
+            review=self._settings.review_threshold if self._settings.review_threshold is not None else base.review,
+        )
+        self._model_version = self._predictor.version
+
+    def start_bundle(self) -> None:
+        self._buffer = []
+
+    def process(
+        self,
+        element: tuple[Any, dict],
+        timestamp=beam.DoFn.TimestampParam,
+        window=beam.DoFn.WindowParam,
+    ) -> Iterator[Any]:
+        self._buffer.append((element, timestamp, window))
+        if len(self._buffer) >= self._settings.batch_size:
+            yield from self._flush()
+
+    def finish_bundle(self) -> Iterator[Any]:
+        yield from self._flush()
+
+    def _flush(self) -> Iterator[Any]:
+        if not self._buffer:
+            return
+        batch, self._buffer = self._buffer, []
+        tracks = [event["track"] for (_, event), _, _ in batch]
+        started = time.perf_counter()
+        try:
+            scores: list[RecordScores] | None = self._predictor.predict(tracks)
+        except Exception as e:  # noqa: BLE001 - a failed batch is passed on flagged, never lost
+            self._model_errors.inc(len(batch))
+            scores, model_error = None, f"{type(e).__name__}: {e}"
+        self._latency.update(int((time.perf_counter() - started) * 1000))
+        self._batch_size.update(len(batch))
+        for i, ((record, event), ts, win) in enumerate(batch):
+            tag, out = self._correct_one(record, event, scores[i] if scores else None,
+                                         None if scores else model_error)
+            value = WindowedValue(out, ts, (win,))
+            yield value if tag is None else beam.pvalue.TaggedOutput(tag, value)
+
+    def _correct_one(
+        self, record: Any, event: dict, scores: RecordScores | None, model_error: str | None
+    ) -> tuple[str | None, dict]:
+        try:
+            result = correct_track(
+                event["track"],
+                scores or RecordScores(fields={}, swapped=0.0),
+                thresholds=self._thresholds,
+                model_version=self._model_version,
+            )
+            review = list(result.review)
+            if model_error is not None:
+                review.insert(0, {"field": "*", "value": None, "error_class": MODEL_ERROR,
+                                  "confidence": 0.0, "reason": f"model failed on this batch: {model_error}"[:500]})
+            out = records.corrected_record(
+                event,
+                track=result.track,
+                corrections=result.corrections,
+                review=review,
+                model_version=self._model_version,
+                input_coordinates=_coords(record),
+            )
+        except Exception as e:  # noqa: BLE001 - one bad record must not stop the stream
+            self._count("dead_letters.correct")
+            return DEAD_LETTER, _dead_letter_for(
+                record, stage="correct", error_type=type(e).__name__, message=str(e),
+                event_id=event.get("event_id"), model_version=self._model_version,
+            )
+        self._out.inc()
+        for c in out["corrections"]:
+            self._count(f"corrected.{c['field']}.{c['error_class']}")
+        for r in out["review"]:
+            self._count(f"flagged.{r['field']}.{r['error_class']}")
+        if scores is not None:
+            for field, (cls, conf) in scores.fields.items():
+                if cls != "clean" and conf >= self._thresholds.review:
+                    self._count(f"detected.{field}.{cls}")
+        return None, out
+
+    def _count(self, name: str) -> None:
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters[name] = Metrics.counter(METRICS_NAMESPACE, name)
+        counter.inc()
+
+
+class RouteFn(beam.DoFn):
+    """Every corrected record goes out; those with review flags also to review, every change to audit."""
+
+    def process(self, record: dict) -> Iterator[Any]:
+        yield record
+        if record["review"]:
+            yield beam.pvalue.TaggedOutput(REVIEW, record)
+        for entry in records.audit_entries(record):
+            yield beam.pvalue.TaggedOutput(AUDIT, entry)
+
+
+class CorrectCatalog(beam.PTransform):
+    """Kafka records in; corrected records, review, audit and dead letters out (dicts)."""
+
+    def __init__(self, settings: CorrectionSettings, max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES):
+        super().__init__()
+        self._settings = settings
+        self._max_payload_bytes = max_payload_bytes
+
+    def expand(self, records_in: beam.PCollection) -> CatalogOutputs:
+        decoded = records_in | "DecodeEvents" >> beam.ParDo(DecodeFn(self._max_payload_bytes)).with_outputs(
+            DEAD_LETTER, main="events"
+        )
+        corrected = decoded.events | "ScoreAndCorrect" >> beam.ParDo(
+            CorrectBatchFn(self._settings, shared.Shared())
+        ).with_outputs(DEAD_LETTER, main="corrected")
+        routed = corrected.corrected | "RouteOutputs" >> beam.ParDo(RouteFn()).with_outputs(
+            REVIEW, AUDIT, main="corrected"
+        )
+        dead = (decoded[DEAD_LETTER], corrected[DEAD_LETTER]) | "MergeDeadLetters" >> beam.Flatten()
+        return CatalogOutputs(routed.corrected, routed[REVIEW], routed[AUDIT], dead)
+
+
+def _key_bytes(value: str | None) -> bytes | None:
+    return value.encode("utf-8") if value is not None else None
+
+
+class EncodeFn(beam.DoFn):
+    """Output dicts to (key, Confluent-framed Avro) pairs; a record that fails to encode becomes a dead letter."""
+
+    def __init__(self, schema_id: int, key_field: str):
+        self._schema_id = schema_id
+        self._key_field = key_field
+
+    def process(self, record: dict) -> Iterator[Any]:
+        try:
+            yield _key_bytes(record.get(self._key_field)), codec.confluent_encode(self._schema_id, record)
+        except Exception as e:  # noqa: BLE001
+            Metrics.counter(METRICS_NAMESPACE, "dead_letters.encode").inc()
+            coords = record.get("input") or {}
+            yield beam.pvalue.TaggedOutput(
+                DEAD_LETTER,
+                codec.dead_letter(
+                    repr(record).encode("utf-8", "backslashreplace"),
+                    stage="encode",
+                    error_type=type(e).__name__,
+                    message=str(e),
+                    topic=coords.get("topic"),
+                    partition=coords.get("partition"),
+                    offset=coords.get("offset"),
+                    timestamp_ms=coords.get("timestamp_ms"),
+                    event_id=record.get("event_id"),
+                    model_version=record.get("model_version"),
+                ),
+            )
+
+
+def _encode_dead_letter(record: dict) -> tuple[bytes | None, bytes]:
+    return record["key"], codec.encode_dead_letter(record)
+
+
+class EncodeOutputs(beam.PTransform):
+    """Encodes every output for Kafka: {corrected, review, audit, dead_letter} -> (key, value) pairs.
+
+    Encoding failures join the dead letters.
+    """
+
+    def expand(self, outputs: CatalogOutputs) -> dict[str, beam.PCollection]:
+        encoded: dict[str, beam.PCollection] = {}
+        failures = []
+        for name, pcoll, schema_id in (
+            ("corrected", outputs.corrected, CORRECTED_SCHEMA_ID),
+            ("review", outputs.review, CORRECTED_SCHEMA_ID),
+            ("audit", outputs.audit, AUDIT_SCHEMA_ID),
+        ):
+            result = pcoll | f"Encode{name.title()}" >> beam.ParDo(EncodeFn(schema_id, "entity_id")).with_outputs(
+                DEAD_LETTER, main="encoded"
+            )
+            encoded[name] = result.encoded
+            failures.append(result[DEAD_LETTER])
+        dead = (outputs.dead_letter, *failures) | "MergeEncodeFailures" >> beam.Flatten()
+        encoded[DEAD_LETTER] = dead | "EncodeDeadLetters" >> beam.Map(_encode_dead_letter)
+        return encoded

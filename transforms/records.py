@@ -1,0 +1,63 @@
+"""Assembles output records (pure functions): the corrected record and its audit entries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from transforms.version import PIPELINE_VERSION
+
+
+def record_key(event_id: str, model_version: str) -> str:
+    """The de-duplication key: the same event through the same model gives the same key."""
+    return f"{event_id}@{model_version}"
+
+
+def coordinates(
+    topic: str | None, partition: int | None, offset: int | None, timestamp_ms: int | None
+) -> dict[str, Any]:
+    return {"topic": topic, "partition": partition, "offset": offset, "timestamp_ms": timestamp_ms}
+
+
+def corrected_record(
+    event: Mapping[str, Any],
+    *,
+    track: Mapping[str, Any],
+    corrections: Sequence[Mapping[str, Any]],
+    review: Sequence[Mapping[str, Any]],
+    model_version: str,
+    input_coordinates: Mapping[str, Any],
+) -> dict[str, Any]:
+    """A ``CorrectedRecord`` dict; nothing in it depends on when or where it was computed."""
+    return {
+        "record_key": record_key(event["event_id"], model_version),
+        "event_id": event["event_id"],
+        "entity_id": event.get("entity_id"),
+        "source": event.get("source"),
+        "event_time": event.get("event_time"),
+        "track": dict(track),
+        "corrections": [dict(c) for c in corrections],
+        "review": [dict(r) for r in review],
+        "model_version": model_version,
+        "pipeline_version": PIPELINE_VERSION,
+        "input": dict(input_coordinates),
+    }
+
+
+def audit_entries(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """One ``AuditEntry`` per correction of a ``CorrectedRecord``."""
+    for c in record["corrections"]:
+        yield {
+            "record_key": record["record_key"],
+            "event_id": record["event_id"],
+            "entity_id": record["entity_id"],
+            "source": record["source"],
+            "field": c["field"],
+            "before": c["before"],
+            "after": c["after"],
+            "error_class": c["error_class"],
+            "confidence": c["confidence"],
+            "model_version": c["model_version"],
+            "pipeline_version": record["pipeline_version"],
+            "input": record["input"],
+        }
