@@ -1,0 +1,306 @@
+"""The decision policy: thresholds, the validator guard, review for what cannot
+be corrected, typing, ordering, and output that the Avro schema accepts."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pytest
+
+from transforms.fields import INVALID_VALUE, LANGUAGE_CODE, SWAP_CLASS, TRACK_FIELDS
+from transforms.policy import CorrectionResult, RecordScores, Thresholds, correct_track
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+RAW: dict[str, Any] = {
+    "title": "Empire State of Mind",
+    "artist": "Jay-Z",
+    "featured_artists": ["Alicia Keys"],
+    "album": "The Blueprint 3",
+    "isrc": "USJZ10900031",
+    "upc": "075678974731",
+    "release_date": "2009-10-20",
+    "duration_ms": "276920",
+    "genre": "Hip Hop",
+    "explicit": "true",
+    "track_number": "5",
+    "language": "en",
+}
+TYPED = {
+    **RAW,
+    "featured_artists": ["Alicia Keys"],
+    "release_date": datetime.date(2009, 10, 20),
+    "duration_ms": 276920,
+    "explicit": True,
+    "track_number": 5,
+}
+
+
+def run(raw: dict[str, Any], fields: dict[str, tuple[str, float]] | None = None,
+        swapped: float = 0.0, thresholds: Thresholds | None = None) -> CorrectionResult:
+    return correct_track(raw, RecordScores(fields=fields or {}, swapped=swapped),
+                         thresholds=thresholds or Thresholds(), model_version="m-test")
+
+
+def with_(**changes: Any) -> dict[str, Any]:
+    return {**RAW, **changes}
+
+
+def test_clean_track_is_typed_and_untouched() -> None:
+    result = run(RAW)
+    assert result.track == TYPED
+    assert result.corrections == [] and result.review == []
+
+
+def test_high_confidence_class_is_corrected_with_a_correction_entry() -> None:
+    result = run(with_(title="EMPIRE STATE OF MIND"), {"title": ("all_caps", 0.97)})
+    assert result.track["title"] == "Empire State of Mind"
+    assert result.corrections == [{
+        "field": "title", "before": "EMPIRE STATE OF MIND", "after": "Empire State of Mind",
+        "error_class": "all_caps", "confidence": 0.97, "model_version": "m-test",
+    }]
+    assert result.review == []
+
+
+def test_mid_confidence_is_flagged_and_left_as_delivered() -> None:
+    result = run(with_(title="EMPIRE STATE OF MIND"), {"title": ("all_caps", 0.7)})
+    assert result.track["title"] == "EMPIRE STATE OF MIND"
+    assert result.corrections == []
+    assert result.review == [{"field": "title", "value": "EMPIRE STATE OF MIND",
+                              "error_class": "all_caps", "confidence": 0.7,
+                              "reason": "confidence below the apply threshold"}]
+
+
+def test_low_confidence_is_left_alone() -> None:
+    result = run(with_(title="EMPIRE STATE OF MIND"), {"title": ("all_caps", 0.3)})
+    assert result.track["title"] == "EMPIRE STATE OF MIND"
+    assert result.corrections == [] and result.review == []
+
+
+def test_thresholds_are_inclusive_at_the_bounds() -> None:
+    raw = with_(title="EMPIRE STATE OF MIND")
+    assert run(raw, {"title": ("all_caps", 0.9)}).corrections
+    assert run(raw, {"title": ("all_caps", 0.5)}).review
+    custom = Thresholds(apply=0.6, review=0.2)
+    assert run(raw, {"title": ("all_caps", 0.6)}, thresholds=custom).corrections
+
+
+def test_thresholds_must_be_ordered() -> None:
+    with pytest.raises(ValueError):
+        Thresholds(apply=0.4, review=0.5)
+
+
+@pytest.mark.parametrize("name,error_class", [
+    ("isrc", "isrc_format"), ("isrc", "isrc_invalid"), ("upc", "upc_format"),
+    ("upc", "upc_check_digit"), ("release_date", "date_format"),
+    ("duration_ms", "duration_format"), ("genre", "genre_noncanonical"),
+])
+def test_valid_values_are_never_rewritten_or_flagged(name: str, error_class: str) -> None:
+    for confidence in (0.6, 0.99):
+        result = run(RAW, {name: (error_class, confidence)})
+        assert result.track == TYPED
+        assert result.corrections == [] and result.review == []
+
+
+@pytest.mark.parametrize("name,value,error_class,reason", [
+    ("isrc", "USJZ1090003", "isrc_invalid", "invalid ISRC"),
+    ("upc", "075678974734", "upc_check_digit", "check digit"),
+    ("release_date", "03/04/2009", "date_format", "ambiguous day and month"),
+    ("genre", "Vaporwave", "genre_noncanonical", "vocabulary"),
+    ("isrc", "US-JZ1-09-0003", "isrc_format", "not a valid ISRC"),
+])
+def test_uncorrectable_values_go_to_review(name: str, value: str, error_class: str,
+                                            reason: str) -> None:
+    result = run(with_(**{name: value}), {name: (error_class, 0.98)})
+    assert result.corrections == []
+    [flag] = result.review
+    assert flag["field"] == name and flag["value"] == value
+    assert flag["error_class"] == error_class and reason in flag["reason"]
+    # Strings stay as delivered; a date that cannot be read becomes None.
+    assert result.track[name] == (None if name == "release_date" else value)
+
+
+def test_invalid_values_are_flagged_even_if_the_model_misses_them() -> None:
+    result = run(with_(isrc="USJZ1090003", genre="Vaporwave", duration_ms="abc"))
+    assert {(f["field"], f["error_class"], f["value"]) for f in result.review} == {
+        ("isrc", INVALID_VALUE, "USJZ1090003"), ("genre", INVALID_VALUE, "Vaporwave"),
+        ("duration_ms", INVALID_VALUE, "abc")}
+    assert result.track["duration_ms"] is None  # the raw value lives on in the flag
+    assert result.track["isrc"] == "USJZ1090003"
+
+
+@pytest.mark.parametrize("name,value,error_class,typed", [
+    ("release_date", "17-Mar-08", "date_format", datetime.date(2008, 3, 17)),
+    ("duration_ms", "4:36", "duration_format", 276000),
+    ("duration_ms", "276.92", "duration_format", 276920),
+    ("isrc", "us-jz1-09-00031", "isrc_format", "USJZ10900031"),
+    ("upc", "75678974731", "upc_format", "075678974731"),
+    ("genre", "Hip-Hop/Rap", "genre_noncanonical", "Hip Hop"),
+])
+def test_typed_fields_are_corrected_and_typed(name: str, value: str, error_class: str,
+                                              typed: Any) -> None:
+    result = run(with_(**{name: value}), {name: (error_class, 0.95)})
+    assert result.track[name] == typed
+    [correction] = result.corrections
+    assert correction["before"] == value and correction["error_class"] == error_class
+    assert result.review == []
+
+
+def test_featured_artists_move_from_title_to_the_list() -> None:
+    raw = with_(title="Empire State of Mind (feat. Alicia Keys & Mr. Hudson)",
+                featured_artists=[])
+    result = run(raw, {"title": ("featured_in_title", 0.95)})
+    assert result.track["title"] == "Empire State of Mind"
+    assert result.track["featured_artists"] == ["Alicia Keys", "Mr. Hudson"]
+    assert [c["field"] for c in result.corrections] == ["title", "featured_artists"]
+    assert result.corrections[1]["before"] == "[]"
+    assert json.loads(result.corrections[1]["after"]) == ["Alicia Keys", "Mr. Hudson"]
+
+
+def test_featured_artists_already_listed_are_not_repeated() -> None:
+    result = run(with_(title="Empire State of Mind (feat. Alicia Keys)"),
+                 {"title": ("featured_in_title", 0.95)})
+    assert result.track["featured_artists"] == ["Alicia Keys"]
+    assert [c["field"] for c in result.corrections] == ["title"]
+
+
+def test_explicit_marker_fills_a_missing_flag() -> None:
+    result = run(with_(title="Empire State of Mind [Explicit]", explicit=None),
+                 {"title": ("explicit_in_title", 0.95)})
+    assert result.track["title"] == "Empire State of Mind"
+    assert result.track["explicit"] is True
+    assert [(c["field"], c["after"]) for c in result.corrections] == [
+        ("title", "Empire State of Mind"), ("explicit", "true")]
+
+
+def test_explicit_marker_that_contradicts_the_flag_is_flagged() -> None:
+    result = run(with_(title="Empire State of Mind (Clean)", explicit="true"),
+                 {"title": ("explicit_in_title", 0.95)})
+    assert result.track["explicit"] is True  # the field as delivered
+    assert [f["field"] for f in result.review] == ["explicit"]
+
+
+def test_track_number_prefix_fills_the_track_number() -> None:
+    result = run(with_(title="05 - Empire State of Mind", track_number=None),
+                 {"title": ("track_number_prefix", 0.95)})
+    assert result.track["title"] == "Empire State of Mind"
+    assert result.track["track_number"] == 5
+    assert [c["field"] for c in result.corrections] == ["title", "track_number"]
+
+
+def test_artist_in_title_uses_the_artist() -> None:
+    result = run(with_(title="JAY-Z - Empire State of Mind"), {"title": ("artist_in_title", 0.95)})
+    assert result.track["title"] == "Empire State of Mind"
+
+
+def test_artist_in_title_matches_the_artist_before_its_own_correction() -> None:
+    raw = with_(title="JAY-Z - Empire State of Mind", artist="JAY-Z\u200b")
+    result = run(raw, {"title": ("artist_in_title", 0.95), "artist": ("control_chars", 0.95)})
+    assert (result.track["title"], result.track["artist"]) == ("Empire State of Mind", "JAY-Z")
+
+
+def test_swap_is_applied_with_two_corrections() -> None:
+    raw = with_(title="Jay-Z", artist="Empire State of Mind")
+    result = run(raw, swapped=0.96)
+    assert (result.track["title"], result.track["artist"]) == ("Empire State of Mind", "Jay-Z")
+    assert [(c["field"], c["error_class"]) for c in result.corrections] == [
+        ("title", SWAP_CLASS), ("artist", SWAP_CLASS)]
+
+
+def test_scores_follow_the_values_through_a_swap() -> None:
+    raw = with_(title="JAY-Z", artist="Empire State of Mind")
+    result = run(raw, {"title": ("all_caps", 0.95)}, swapped=0.96)
+    assert (result.track["title"], result.track["artist"]) == ("Empire State of Mind", "Jay-Z")
+
+
+def test_uncertain_swap_is_flagged_on_both_fields() -> None:
+    raw = with_(title="Jay-Z", artist="Empire State of Mind")
+    result = run(raw, swapped=0.6)
+    assert result.track["title"] == "Jay-Z"
+    assert [(f["field"], f["error_class"]) for f in result.review] == [
+        ("title", SWAP_CLASS), ("artist", SWAP_CLASS)]
+
+
+@pytest.mark.parametrize("raw_value,typed", [
+    ("true", True), ("1", True), ("Yes", True), ("explicit", True), ("false", False),
+    ("0", False), ("no", False), ("clean", False), (None, None), ("", None),
+])
+def test_explicit_is_typed(raw_value: str | None, typed: bool | None) -> None:
+    result = run(with_(explicit=raw_value))
+    assert result.track["explicit"] is typed
+    assert result.review == []
+
+
+@pytest.mark.parametrize("raw_value,typed", [("3", 3), ("03", 3), ("3/12", 3), (None, None)])
+def test_track_number_is_typed(raw_value: str | None, typed: int | None) -> None:
+    assert run(with_(track_number=raw_value)).track["track_number"] == typed
+
+
+@pytest.mark.parametrize("name,raw_value", [
+    ("explicit", "sometimes"), ("track_number", "A1"), ("release_date", "last spring"),
+    ("duration_ms", "abc"), ("language", "Klingon"),
+])
+def test_untypable_values_are_never_lost(name: str, raw_value: str) -> None:
+    result = run(with_(**{name: raw_value}))
+    [flag] = result.review
+    assert (flag["field"], flag["value"], flag["error_class"]) == (name, raw_value, INVALID_VALUE)
+    assert result.track[name] == (raw_value if name == "language" else None)
+
+
+@pytest.mark.parametrize("raw_value,code", [("EN", "en"), ("English", "en"), ("en-US", "en")])
+def test_language_is_normalised_with_a_correction(raw_value: str, code: str) -> None:
+    result = run(with_(language=raw_value))
+    assert result.track["language"] == code
+    assert [(c["field"], c["error_class"]) for c in result.corrections] == [
+        ("language", LANGUAGE_CODE)]
+
+
+def test_wrong_class_for_a_field_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        run(RAW, {"isrc": ("all_caps", 0.99)})
+
+
+def test_deterministic_and_ordered_by_track_fields() -> None:
+    raw = with_(title="05 - EMPIRE STATE OF MIND", artist="jay-z", isrc="us-jz1-09-00031",
+                release_date="17-Mar-08", language="EN", genre="Rap", track_number=None,
+                upc="075678974734")
+    fields = {"title": ("track_number_prefix", 0.95), "artist": ("all_lower", 0.91),
+              "isrc": ("isrc_format", 0.97), "release_date": ("date_format", 0.93),
+              "genre": ("genre_noncanonical", 0.92), "upc": ("upc_check_digit", 0.99)}
+    first = run(raw, fields)
+    assert first == run(dict(raw), dict(fields))
+    order = [TRACK_FIELDS.index(c["field"]) for c in first.corrections]
+    assert order == sorted(order)
+    assert [c["field"] for c in first.corrections] == [
+        "title", "artist", "isrc", "release_date", "genre", "track_number", "language"]
+    assert [f["field"] for f in first.review] == ["upc"]
+
+
+def _corrected_record(result: CorrectionResult) -> dict[str, Any]:
+    return {
+        "record_key": "e1@m-test", "event_id": "e1", "entity_id": None, "source": None,
+        "event_time": None, "track": result.track, "corrections": result.corrections,
+        "review": result.review, "model_version": "m-test", "pipeline_version": "test",
+        "input": {"topic": None, "partition": None, "offset": None, "timestamp_ms": None},
+    }
+
+
+def test_output_matches_the_corrected_record_schema() -> None:
+    schema = fastavro.schema.load_schema(str(SCHEMA_DIR / "corrected_record.avsc"))
+    raw = with_(title="Empire State of Mind (feat. Mr. Hudson)", release_date="17-Mar-08",
+                upc="075678974734", duration_ms="abc", language="EN")
+    result = run(raw, {"title": ("featured_in_title", 0.95), "release_date": ("date_format", 0.95),
+                       "upc": ("upc_check_digit", 0.6)})
+    record = _corrected_record(result)
+    assert fastavro.validation.validate(record, schema, strict=True)
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, schema, record, strict=True)
+    buffer.seek(0)
+    back = fastavro.schemaless_reader(buffer, schema)
+    assert back["track"] == result.track
+    assert back["track"]["release_date"] == datetime.date(2008, 3, 17)
