@@ -71,6 +71,8 @@ from stdnum import ean
 from transforms import correctors
 from transforms.fields import GENRES
 
+# The repository sits next to the shared folder (work/main, work/shared); CI lays it out the same way.
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "catalog"
 CHINOOK_FILE = "chinook_tracks.csv"
 MSD_FILE = "msd_subset_unique_tracks.txt"
 MSD_SEPARATOR = "<SEP>"

@@ -176,3 +176,54 @@ def stream_config(options: PipelineOptions) -> StreamConfig:
         max_payload_bytes=o.max_payload_bytes,
         archive_dir=o.archive_dir,
     )
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    input_pattern: str | None
+    kafka: KafkaSettings | None
+    input_topic: str | None
+    start_from: str | int
+    stop_at: str | int | None
+    output: str | None
+    output_format: str
+    output_topic: str | None
+    dead_letter_topic: str | None
+    model_dir: str
+    apply_threshold: float | None
+    review_threshold: float | None
+    batch_size: int
+    max_payload_bytes: int
+    progress: bool
+
+
+def replay_config(options: PipelineOptions, *, interactive: bool) -> ReplayConfig:
+    o = options.view_as(MetafixOptions)
+    if bool(o.input) == bool(o.input_topic):
+        raise ConfigError("give either --input (event-log files) or --input-topic (a Kafka topic)")
+    if not o.output and not o.output_topic:
+        raise ConfigError("give --output (files) and/or --output-topic (Kafka)")
+    if o.output_topic and not o.dead_letter_topic and not o.output:
+        raise ConfigError("--output-topic needs --dead-letter-topic (or --output for dead-letter files)")
+    _check_thresholds(o)
+    kafka = kafka_settings(o) if (o.input_topic or o.output_topic) else None
+    # A replay never reads or moves the stream's group offsets.
+    start_from = _start_position("earliest" if o.start_from == "committed" else o.start_from)
+    stop_at = _stop_position(o.stop_at or ("end" if o.input_topic else None))
+    return ReplayConfig(
+        input_pattern=o.input,
+        kafka=kafka,
+        input_topic=o.input_topic,
+        start_from=start_from,
+        stop_at=stop_at,
+        output=o.output,
+        output_format=o.output_format,
+        output_topic=o.output_topic,
+        dead_letter_topic=o.dead_letter_topic,
+        model_dir=resolve_model_dir(o.model_dir),
+        apply_threshold=o.apply_threshold,
+        review_threshold=o.review_threshold,
+        batch_size=o.batch_size,
+        max_payload_bytes=o.max_payload_bytes,
+        progress=o.progress == "on" or (o.progress == "auto" and interactive),
+    )

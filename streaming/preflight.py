@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from kafka import KafkaConsumer
-from kafka.errors import KafkaError, NoBrokersAvailable
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from streaming.options import ConfigError, KafkaSettings, StreamConfig
 
 
 def existing_topics(kafka: KafkaSettings, timeout_ms: int = 10_000) -> set[str]:
     try:
-        consumer = KafkaConsumer(**kafka.client_config(), request_timeout_ms=timeout_ms + 1000,
-                                 api_version_auto_timeout_ms=timeout_ms)
-    except NoBrokersAvailable as e:
+        consumer = KafkaConsumer(**kafka.client_config(), request_timeout_ms=timeout_ms,
+                                 bootstrap_timeout_ms=timeout_ms)
+    except KafkaTimeoutError as e:
         raise ConfigError(f"cannot reach Kafka at {kafka.bootstrap_servers}") from e
     except KafkaError as e:
         raise ConfigError(f"cannot connect to Kafka at {kafka.bootstrap_servers}: {type(e).__name__}: {e}") from e
