@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import datetime
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -61,3 +64,16 @@ def audit_entries(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
             "pipeline_version": record["pipeline_version"],
             "input": record["input"],
         }
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def to_json_line(record: Mapping[str, Any]) -> str:
+    """One output record as a JSON line: the Avro field names, dates as ISO-8601, bytes as base64."""
+    return json.dumps(record, ensure_ascii=False, default=_json_default)
