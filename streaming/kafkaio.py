@@ -327,7 +327,7 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
             polled = self._poll(consumer, tp)
             position = consumer.position(tp)
         except KafkaError as error:
-            if True:
+            if not error.retriable:
                 raise
             # The broker is away (a restart, say). Nothing was claimed, so the residual
             # retries from the same offset; the pause stands in for the resume delay that

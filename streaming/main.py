@@ -15,6 +15,7 @@ missing topic or model end the command with one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 import sys
@@ -39,10 +40,9 @@ def _usage() -> str:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """``metafix stream``: runs the streaming job until it is stopped (SIGINT or SIGTERM)."""
+    if wants_help(argv, "metafix stream", run.__doc__):
+        return 0
     options = PipelineOptions(list(argv or []))
-    if "--help" in (argv or []) or "-h" in (argv or []):
-        options.view_as(MetafixOptions)
-        PipelineOptions(["--help"])
     config = stream_config(options)
     preflight.check_stream(config)
     options = with_local_defaults(options, streaming=True)
@@ -51,8 +51,19 @@ def run(argv: Sequence[str] | None = None) -> int:
     result = pipeline.run()
     log.info("metafix stream: running; reading %s, writing %s", config.input_topic, config.output_topic)
     _wait_until_stopped(result)
-    print_summary(result)
+    print_summary(result, metrics_file=options.view_as(MetafixOptions).metrics_file)
     return 0
+
+
+def wants_help(argv: Sequence[str] | None, prog: str, doc: str | None) -> bool:
+    """Prints the metafix flags for ``--help``; any standard Beam option is accepted too."""
+    if not {"-h", "--help"} & set(argv or []):
+        return False
+    parser = argparse.ArgumentParser(prog=prog, description=doc,
+                                     epilog="Standard Beam pipeline options (--runner, ...) are accepted too.")
+    MetafixOptions._add_argparse_args(parser)  # noqa: SLF001 - the options class owns its flags
+    parser.print_help()
+    return True
 
 
 def _wait_until_stopped(result: beam.runners.runner.PipelineResult) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any, TextIO
 
@@ -46,7 +47,10 @@ def format_summary(values: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def print_summary(result: Any, out: TextIO = sys.stdout) -> dict[str, Any]:
+def print_summary(result: Any, out: TextIO = sys.stdout, metrics_file: str | None = None) -> dict[str, Any]:
     values = collect(result)
     print(format_summary(values), file=out, flush=True)
+    if metrics_file:
+        with open(metrics_file, "w", encoding="utf-8") as f:
+            json.dump(values, f, indent=2, sort_keys=True)
     return values

@@ -66,6 +66,8 @@ class MetafixOptions(PipelineOptions):
                        help="Larger inputs go to the dead-letter topic")
         g.add_argument("--archive-dir", dest="archive_dir", default=None,
                        help="Keep the raw input events as hourly-partitioned Avro files under this path")
+        g.add_argument("--metrics-file", dest="metrics_file", default=None,
+                       help="Write the job's final metrics (counters, distributions) to this JSON file")
         g.add_argument("--input", dest="input", default=None, help="replay: event-log files (glob or filesystem URL)")
         g.add_argument("--output", dest="output", default=None, help="replay: output path prefix")
         g.add_argument("--format", dest="output_format", default="jsonl", choices=("jsonl", "avro"),

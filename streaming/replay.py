@@ -27,7 +27,7 @@ from schemas import CORRECTED_RECORD
 from streaming import preflight
 from streaming.kafkaio import ConsumerConfig, KafkaRecord, ProducerConfig, ReadFromKafka
 from streaming.metrics_summary import print_summary
-from streaming.options import ReplayConfig, replay_config
+from streaming.options import MetafixOptions, ReplayConfig, replay_config
 from streaming.pipeline import WriteOutputs
 from streaming.runners import with_local_defaults
 from transforms import codec, records
@@ -151,6 +151,11 @@ def build_replay_pipeline(p: beam.Pipeline, config: ReplayConfig) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
+    """``metafix replay``: the streaming logic over event-log files or a bounded Kafka range."""
+    from streaming.main import wants_help
+
+    if wants_help(argv, "metafix replay", __doc__):
+        return 0
     options = PipelineOptions(list(argv or []))
     config = replay_config(options, interactive=sys.stderr.isatty())
     if config.kafka is not None:
@@ -166,7 +171,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     result = pipeline.run()
     result.wait_until_finish()
-    values = print_summary(result)
+    values = print_summary(result, metrics_file=options.view_as(MetafixOptions).metrics_file)
     elapsed = time.monotonic() - started
     n = values.get("records_in", 0) + values.get("dead_letters", 0)
     print(f"replay: {n:,} records in {elapsed:.1f} s ({n / max(elapsed, 1e-9):,.0f} records/s)", flush=True)
