@@ -9,11 +9,21 @@ Delivery is at-least-once end to end. The reader commits a partition's offset on
 bundle finalizer, which runs after the bundle's outputs have been committed by the runner; in
 a fused read -> write stage the writer's finish_bundle flushes the producer and raises on any
 failed send before that, so an input offset is never committed past an unwritten output.
+That holds only while the writers are fused with the reader: a runner-side Flatten (Prism
+executes every Flatten in the runner) or a GroupByKey between them ends the stage, and the
+read bundle is then finalized before the writes happen. So give every PCollection bound for
+Kafka its own write step instead of flattening them first; the write steps of a process
+share one producer.
 
-Locally this runs on Beam's FnApiRunner (`--runner=FnApiRunner`), which streams: the reader
-checkpoints after every poll batch (defer_remainder), each checkpoint ends a bundle, and the
-runner schedules the residual as the next bundle. FnApiRunner does not honour resume delays,
-so an idle reader blocks in poll() for `poll_timeout_ms` instead of spinning.
+Faults are retried, with bounds: the reader retries a failed poll with back-off for
+`read_retry_timeout_ms`; the writer re-sends records whose send failed with a retriable error
+(broker away, topic missing) with back-off for `retry_timeout_ms`; past either bound the
+bundle fails with a one-line reason, its offsets stay uncommitted, and a restart with
+start="committed" resumes there.
+
+The reader checkpoints after every poll batch (defer_remainder), each checkpoint ends a
+bundle, and the runner schedules the residual as the next bundle. FnApiRunner does not honour
+resume delays, so an idle reader blocks in poll() for `poll_timeout_ms` instead of spinning.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
@@ -101,6 +112,14 @@ class ConsumerConfig:
     # A caught-up partition moves its watermark to now minus this, leaving room for records
     # whose create time precedes their arrival at the broker.
     idle_watermark_lag_ms: int = 2000
+    # How long a partition may keep failing (broker away) before its bundle fails.
+    read_retry_timeout_ms: int = 300_000
+    # A commit waits this long for the group coordinator; a failed commit is retried by the
+    # next finalized bundle, which commits a later offset.
+    commit_timeout_ms: int = 10_000
+    # Fetches must hold the largest record the topic may carry (Kafka returns at least one
+    # record per partition, even a larger one, but the client checks this limit).
+    max_partition_fetch_bytes: int = 16 << 20
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     def __post_init__(self) -> None:
@@ -128,6 +147,7 @@ class ConsumerConfig:
             # Only reached when a seek lands outside the log (retention deleted the records).
             "auto_offset_reset": "earliest",
             "max_poll_records": self.max_records_per_call,
+            "max_partition_fetch_bytes": self.max_partition_fetch_bytes,
             **self.security.client_kwargs(),
         }
 
@@ -136,6 +156,11 @@ class ConsumerConfig:
 class ProducerConfig:
     bootstrap_servers: str
     linger_ms: int = 5
+    # How long send() may wait for a topic's metadata (a missing topic) before the record is
+    # held for the bundle's retries instead.
+    max_block_ms: int = 10_000
+    # How long a bundle keeps re-sending records that failed with a retriable error.
+    retry_timeout_ms: int = 300_000
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     def producer_kwargs(self) -> dict[str, Any]:
@@ -145,8 +170,17 @@ class ProducerConfig:
             # Retries after a lost ack must not duplicate or reorder records in the log.
             "enable_idempotence": True,
             "linger_ms": self.linger_ms,
+            "max_block_ms": self.max_block_ms,
             **self.security.client_kwargs(),
         }
+
+
+class KafkaWriteError(RuntimeError):
+    """Records could not be written within the retry bound (or failed for good)."""
+
+
+class KafkaReadError(RuntimeError):
+    """A partition could not be read within the retry bound."""
 
 
 class KafkaRecord(NamedTuple):
@@ -202,6 +236,22 @@ def resolve_stop_offset(stop: StopPosition, *, end: int, at_time: int | None) ->
     if stop == "end":
         return end
     return end if at_time is None else at_time
+
+
+class PartitionTracker(OffsetRestrictionTracker):
+    """An offset tracker that splits only to checkpoint (fraction 0).
+
+    Runners split slow bundles (Prism does); splitting [start, UNBOUNDED) at a fraction of
+    what is left makes a residual that starts near 2**62, an offset no partition has: its
+    consumer would be reset to the earliest offset and claim records outside its range.
+    A bounded range is kept whole too: two pieces of one partition read side by side could
+    commit the later piece's offset while the earlier piece is still unread.
+    """
+
+    def try_split(self, fraction_of_remainder: float):
+        if fraction_of_remainder > 0:
+            return None
+        return super().try_split(fraction_of_remainder)
 
 
 def _timestamp_of(ms: int) -> Timestamp:
@@ -294,7 +344,7 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
         return OffsetRange(partition.start_offset, stop)
 
     def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
-        return OffsetRestrictionTracker(restriction)
+        return PartitionTracker(restriction)
 
     def restriction_size(self, partition: PartitionRead, restriction: OffsetRange) -> int:
         if restriction.stop != UNBOUNDED:

@@ -1,0 +1,482 @@
+"""Kafka IO: offset resolution and config as plain functions, then reads and writes on the real
+broker with Beam's FnApiRunner, including an unbounded job that streams while it runs."""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import time
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+import apache_beam as beam
+import pytest
+from apache_beam.io.restriction_trackers import OffsetRange
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.runner import PipelineResult
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.record import util as kafka_record_util
+
+from streaming.kafkaio import (
+    UNBOUNDED,
+    ConsumerConfig,
+    KafkaRecord,
+    KafkaSecurity,
+    PartitionTracker,
+    ProducerConfig,
+    ReadFromKafka,
+    StartPosition,
+    WriteToKafka,
+    WriteToKafkaTopics,
+    resolve_start_offset,
+    resolve_stop_offset,
+)
+from streaming.local_kafka import LocalKafka, create_topic, free_port, unique_topic_name
+
+RUNNER = "FnApiRunner"
+
+
+# Plain functions
+
+
+@pytest.mark.parametrize(
+    ("start", "committed", "at_time", "expected"),
+    [
+        ("earliest", None, None, 5),
+        ("latest", None, None, 20),
+        ("committed", 12, None, 12),
+        ("committed", None, None, 5),
+        # Retention deleted the committed records: resume at the oldest one left.
+        ("committed", 2, None, 5),
+        (1_700_000_000_000, None, 9, 9),
+        # No record at or after the timestamp yet: start at the end.
+        (1_700_000_000_000, None, None, 20),
+    ],
+)
+def test_resolve_start_offset(start, committed, at_time, expected) -> None:
+    resolved = resolve_start_offset(
+        start, beginning=5, end=20, committed=committed, at_time=at_time
+    )
+
+    assert resolved == expected
+
+
+def test_resolve_stop_offset() -> None:
+    assert resolve_stop_offset(None, end=20, at_time=None) is None
+    assert resolve_stop_offset("end", end=20, at_time=None) == 20
+    assert resolve_stop_offset(1_700_000_000_000, end=20, at_time=7) == 7
+    assert resolve_stop_offset(1_700_000_000_000, end=20, at_time=None) == 20
+
+
+def test_config_repr_hides_secrets_but_the_config_keeps_them() -> None:
+    security = KafkaSecurity(
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_plain_username="metafix",
+        sasl_plain_password="s3cret",
+    )
+    config = ConsumerConfig("127.0.0.1:1", ("events",), security=security)
+
+    assert "s3cret" not in repr(config)
+    assert "sasl_plain_password=***" in repr(config)
+    assert "metafix" in repr(config)
+    assert config.consumer_kwargs()["sasl_plain_password"] == "s3cret"
+    assert pickle.loads(pickle.dumps(config)) == config
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"topics": ()}, "at least one topic"),
+        ({"start": "newest"}, "start must be"),
+        ({"stop": "latest"}, "stop must be"),
+        ({"start": "committed"}, "needs a group_id"),
+        ({"max_records_per_call": 0}, "must be positive"),
+    ],
+)
+def test_config_rejects_bad_settings(settings: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ConsumerConfig(**{"bootstrap_servers": "127.0.0.1:1", "topics": ("t",), **settings})
+
+
+def test_a_single_topic_name_becomes_a_tuple() -> None:
+    assert ConsumerConfig("127.0.0.1:1", "events").topics == ("events",)
+
+
+@pytest.mark.parametrize("stop", [100, UNBOUNDED])
+def test_partition_tracker_splits_only_to_checkpoint(stop: int) -> None:
+    tracker = PartitionTracker(OffsetRange(0, stop))
+    assert tracker.try_claim(5)
+
+    assert tracker.try_split(0.5) is None
+    primary, residual = tracker.try_split(0)
+    assert (primary.start, primary.stop, residual.start, residual.stop) == (0, 6, 6, stop)
+
+
+def test_kafka_python_checks_crcs_with_the_native_crc32c() -> None:
+    # Without the crc32c package kafka-python silently falls back to a much slower
+    # pure-Python CRC for every fetched batch.
+    assert kafka_record_util.crc32c_c is not None
+    assert kafka_record_util.calc_crc32c(b"123456789") == 0xE3069283
+
+
+# Real broker
+
+Message = tuple[bytes, bytes, int]  # key, value, partition
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    messages: Sequence[Message],
+    timestamps: Sequence[int] | None = None,
+) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    stamps = timestamps if timestamps is not None else [None] * len(messages)
+    futures = [
+        producer.send(topic, key=key, value=value, partition=partition, timestamp_ms=stamp)
+        for (key, value, partition), stamp in zip(messages, stamps, strict=True)
+    ]
+    producer.flush()
+    for future in futures:
+        future.get(timeout=30)
+    producer.close()
+
+
+def spread(count: int, prefix: str = "k") -> list[Message]:
+    """`count` messages over 3 partitions; keys and values carry the message's number."""
+    return [(f"{prefix}{i}".encode(), f"value-{i}".encode(), i % 3) for i in range(count)]
+
+
+def committed_offsets(bootstrap: str, group: str) -> dict[int, int]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        offsets = admin.list_group_offsets({group: None})[group]
+    finally:
+        admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items()}
+
+
+def total_end_offset(bootstrap: str, topic: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        return sum(consumer.end_offsets(partitions).values())
+    finally:
+        consumer.close()
+
+
+def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 30) -> list:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    consumer.subscribe([topic])
+    records: list = []
+    deadline = time.monotonic() + timeout_s
+    while len(records) < expected and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=200).values():
+            records += batch
+    consumer.close()
+    return records
+
+
+def coordinates(record: KafkaRecord) -> tuple[int, int]:
+    return record.partition, record.offset
+
+
+def key_and_timestamp_ms(
+    record: KafkaRecord, timestamp=beam.DoFn.TimestampParam
+) -> tuple[bytes, int, int]:
+    return record.key, record.timestamp_ms, timestamp.micros // 1000
+
+
+def key_and_upper_value(record: KafkaRecord) -> tuple[bytes | None, bytes]:
+    return record.key, record.value.upper()
+
+
+def route_by_parity(record: KafkaRecord, even: str, odd: str) -> tuple[str, bytes | None, bytes]:
+    return (even if record.offset % 2 == 0 else odd), record.key, record.value
+
+
+def metric(result: PipelineResult, name: str, kind: str = "counters") -> list:
+    return result.metrics().query(MetricsFilter().with_name(name))[kind]
+
+
+@pytest.mark.kafka
+def test_bounded_read_yields_every_offset_exactly_once(kafka_bootstrap, topic_factory) -> None:
+    topic = topic_factory("read")
+    produce(kafka_bootstrap, topic, spread(90))
+    config = ConsumerConfig(kafka_bootstrap, (topic,), stop="end", max_records_per_call=7)
+
+    pipeline = BeamTestPipeline(runner=RUNNER)
+    records = pipeline | "Read" >> ReadFromKafka(config)
+    assert_that(
+        records | "Coordinates" >> beam.Map(coordinates),
+        equal_to([(p, o) for p in range(3) for o in range(30)]),
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+
+    [read] = metric(result, "records_read")
+    assert read.key.metric.namespace == f"kafkaio.{topic}" and read.committed == 90
+    [batches] = metric(result, "poll_batch_size", "distributions")
+    assert batches.committed.max <= 7
+    [size] = metric(result, "bytes_read")
+    assert size.committed == sum(len(k) + len(v) for k, v, _ in spread(90))
+
+
+@pytest.mark.kafka
+def test_read_between_two_timestamps_stamps_records_with_kafka_time(
+    kafka_bootstrap, topic_factory
+) -> None:
+    topic = topic_factory("time")
+    base = int(time.time() * 1000) - 600_000
+    produce(kafka_bootstrap, topic, spread(30), timestamps=[base + i * 1000 for i in range(30)])
+    config = ConsumerConfig(kafka_bootstrap, (topic,), start=base + 10_000, stop=base + 20_000)
+
+    with BeamTestPipeline(runner=RUNNER) as pipeline:
+        records = pipeline | "Read" >> ReadFromKafka(config)
+        assert_that(
+            records | "KeyAndTimestamp" >> beam.Map(key_and_timestamp_ms),
+            equal_to([(f"k{i}".encode(), base + i * 1000, base + i * 1000) for i in range(10, 20)]),
+        )
+
+
+@pytest.mark.kafka
+def test_bounded_read_stops_at_the_end_seen_at_start(kafka_bootstrap, topic_factory) -> None:
+    # The job writes every record back to the topic it reads: only a stop fixed at the start
+    # lets it finish, and then only with the original records.
+    topic = topic_factory("loop")
+    produce(kafka_bootstrap, topic, spread(30))
+    config = ConsumerConfig(kafka_bootstrap, (topic,), stop="end", max_records_per_call=4)
+
+    with BeamTestPipeline(runner=RUNNER) as pipeline:
+        records = pipeline | "Read" >> ReadFromKafka(config)
+        (
+            records
+            | "Echo" >> beam.Map(key_and_upper_value)
+            | "Write" >> WriteToKafka(ProducerConfig(kafka_bootstrap), topic)
+        )
+        assert_that(
+            records | "Coordinates" >> beam.Map(coordinates),
+            equal_to([(p, o) for p in range(3) for o in range(10)]),
+        )
+
+    assert len(consume_all(kafka_bootstrap, topic, expected=60)) == 60
+
+
+@pytest.mark.kafka
+def test_offsets_are_committed_after_the_run_and_the_next_run_resumes_there(
+    kafka_bootstrap, topic_factory
+) -> None:
+    topic = topic_factory("resume")
+    group = f"{topic}-group"
+    config = ConsumerConfig(
+        kafka_bootstrap, (topic,), group_id=group, start="committed", stop="end"
+    )
+
+    def read_once(expected: list[tuple[int, int]]) -> None:
+        with BeamTestPipeline(runner=RUNNER) as pipeline:
+            records = pipeline | "Read" >> ReadFromKafka(config)
+            assert_that(records | "Coordinates" >> beam.Map(coordinates), equal_to(expected))
+
+    produce(kafka_bootstrap, topic, spread(30))
+    read_once([(p, o) for p in range(3) for o in range(10)])
+    assert committed_offsets(kafka_bootstrap, group) == {0: 10, 1: 10, 2: 10}
+
+    produce(kafka_bootstrap, topic, spread(15, prefix="late"))
+    read_once([(p, o) for p in range(3) for o in range(10, 15)])
+    assert committed_offsets(kafka_bootstrap, group) == {0: 15, 1: 15, 2: 15}
+
+
+@pytest.mark.kafka
+def test_a_failed_write_keeps_its_input_offsets_uncommitted(kafka_bootstrap, topic_factory) -> None:
+    source = topic_factory("source")
+    # The broker rejects the oversized record after the send returned: the failure surfaces
+    # only in the writer's finish_bundle, after the reader's process() call has ended.
+    sink = topic_factory("sink", config={"max.message.bytes": "2048"})
+    group = f"{source}-group"
+    messages = spread(30)
+    poison_offset = 6
+    messages[poison_offset * 3] = (b"poison", b"x" * 10_000, 0)
+    produce(kafka_bootstrap, source, messages)
+    config = ConsumerConfig(
+        kafka_bootstrap, (source,), group_id=group, stop="end", max_records_per_call=3
+    )
+
+    pipeline = BeamTestPipeline(runner=RUNNER)
+    (
+        pipeline
+        | "Read" >> ReadFromKafka(config)
+        | "KeyValue" >> beam.Map(key_and_upper_value)
+        | "Write" >> WriteToKafka(ProducerConfig(kafka_bootstrap), sink)
+    )
+    with pytest.raises(Exception, match="TooLarge"):
+        pipeline.run()
+
+    committed = committed_offsets(kafka_bootstrap, group)
+    # Bundles before the failing one were finalized and committed; the failing bundle was
+    # not. A commit made inside process() would already stand at poison_offset + 3.
+    assert 3 <= committed[0] <= poison_offset
+
+
+@pytest.mark.kafka
+def test_writers_produce_keyed_records_that_decode(kafka_bootstrap, topic_factory) -> None:
+    source, upper, even, odd = (topic_factory(name) for name in ("src", "upper", "even", "odd"))
+    produce(kafka_bootstrap, source, spread(30))
+    config = ConsumerConfig(kafka_bootstrap, (source,), stop="end")
+    producer_config = ProducerConfig(kafka_bootstrap)
+
+    pipeline = BeamTestPipeline(runner=RUNNER)
+    records = pipeline | "Read" >> ReadFromKafka(config)
+    (
+        records
+        | "Upper" >> beam.Map(key_and_upper_value)
+        | "WriteUpper" >> WriteToKafka(producer_config, upper)
+    )
+    (
+        records
+        | "Route" >> beam.Map(route_by_parity, even, odd)
+        | "WriteRouted" >> (WriteToKafkaTopics(producer_config))
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+
+    written = consume_all(kafka_bootstrap, upper, expected=30)
+    assert sorted((r.key, r.value) for r in written) == sorted(
+        (k, v.upper()) for k, v, _ in spread(30)
+    )
+    routed_even = consume_all(kafka_bootstrap, even, expected=15)
+    routed_odd = consume_all(kafka_bootstrap, odd, expected=15)
+    assert len(routed_even) + len(routed_odd) == 30
+    assert {r.key for r in routed_even + routed_odd} == {k for k, _, _ in spread(30)}
+    [counted] = [
+        m for m in metric(result, "records_written") if m.key.metric.namespace.endswith(upper)
+    ]
+    assert counted.committed == 30
+
+
+@pytest.mark.kafka
+def test_reading_a_missing_topic_fails_with_its_name(kafka_bootstrap) -> None:
+    config = ConsumerConfig(kafka_bootstrap, ("no-such-topic",), stop="end")
+    pipeline = BeamTestPipeline(runner=RUNNER)
+    pipeline | "Read" >> ReadFromKafka(config)
+
+    with pytest.raises(Exception, match="'no-such-topic' does not exist"):
+        pipeline.run()
+
+
+def copy_topic_forever(
+    bootstrap: str, source: str, sink: str, group: str, start: StartPosition
+) -> None:
+    """An unbounded job (run in a child process): source -> upper-case -> sink."""
+    config = ConsumerConfig(bootstrap, (source,), group_id=group, start=start)
+    pipeline = beam.Pipeline(options=PipelineOptions([f"--runner={RUNNER}"]))
+    (
+        pipeline
+        | "Read" >> ReadFromKafka(config)
+        | "Upper" >> beam.Map(key_and_upper_value)
+        | "Write" >> WriteToKafka(ProducerConfig(bootstrap), sink)
+    )
+    pipeline.run()
+
+
+def start_copy_job(bootstrap: str, source: str, sink: str, start: StartPosition) -> BaseProcess:
+    # A fresh interpreter: FnApiRunner's run() of an unbounded job only returns when killed.
+    job = multiprocessing.get_context("spawn").Process(
+        target=copy_topic_forever,
+        args=(bootstrap, source, sink, f"{source}-group", start),
+        daemon=True,
+    )
+    job.start()
+    return job
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, every_s: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every_s)
+    return False
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_unbounded_job_streams_output_while_it_runs(kafka_bootstrap, topic_factory) -> None:
+    source, sink = topic_factory("live-in"), topic_factory("live-out")
+    group = f"{source}-group"
+    produce(kafka_bootstrap, source, spread(9, prefix="before"))
+    job = start_copy_job(kafka_bootstrap, source, sink, start="latest")
+    sink_consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
+    sink_consumer.subscribe([sink])
+    seen: set[bytes] = set()
+
+    def poll_sink() -> set[bytes]:
+        for batch in sink_consumer.poll(timeout_ms=300).values():
+            seen.update(r.key for r in batch)
+        return seen
+
+    try:
+        # start="latest" is resolved once the child has started, at a moment the test cannot
+        # see: probe until a record comes through.
+        deadline = time.monotonic() + 90
+        probe = 0
+        while not any(key.startswith(b"probe") for key in poll_sink()):
+            assert time.monotonic() < deadline and job.is_alive(), "the job produced nothing"
+            produce(kafka_bootstrap, source, [(b"probe-%d" % probe, b"p", 0)])
+            probe += 1
+        live = spread(30, prefix="live")
+        produce(kafka_bootstrap, source, live)
+
+        assert wait_for(lambda: {k for k, _, _ in live} <= poll_sink(), timeout_s=60)
+        assert job.is_alive()
+        assert not any(key.startswith(b"before") for key in seen)
+        end = total_end_offset(kafka_bootstrap, source)
+        # Commits follow finalized bundles while the job keeps running.
+        assert wait_for(
+            lambda: sum(committed_offsets(kafka_bootstrap, group).values()) == end, timeout_s=60
+        )
+        assert job.is_alive()
+    finally:
+        job.terminate()
+        job.join(timeout=30)
+        sink_consumer.close()
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[LocalKafka]:
+    """A broker of the test's own, free to be restarted."""
+    broker = LocalKafka(port=free_port(), state_dir=tmp_path)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_unbounded_job_rides_out_a_broker_restart(private_broker: LocalKafka) -> None:
+    bootstrap = private_broker.bootstrap
+    source, sink = unique_topic_name("restart-in"), unique_topic_name("restart-out")
+    create_topic(bootstrap, source)
+    create_topic(bootstrap, sink)
+    before, after = spread(30, prefix="before"), spread(30, prefix="after")
+    produce(bootstrap, source, before)
+    job = start_copy_job(bootstrap, source, sink, start="earliest")
+    try:
+        assert len(consume_all(bootstrap, sink, expected=30, timeout_s=90)) >= 30
+
+        private_broker.stop()
+        # Seconds without a broker: polls, position checks and offset commits fail meanwhile.
+        time.sleep(3)
+        private_broker.start()
+        produce(bootstrap, source, after)
+
+        keys = {r.key for r in consume_all(bootstrap, sink, expected=60, timeout_s=90)}
+        assert keys >= {k for k, _, _ in before + after}
+        assert job.is_alive()
+    finally:
+        job.terminate()
+        job.join(timeout=30)
