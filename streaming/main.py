@@ -128,6 +128,8 @@ def _command(name: str) -> Callable[[list[str]], int]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # kafka-python reports every reconnect at INFO; the job logs its own retries.
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
         return 0 if args else 2
