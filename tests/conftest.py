@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 
 import pytest
 
@@ -59,16 +60,21 @@ def topic_factory(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """An exported model trained with the tiny configuration, once per session.
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The export root (with LATEST) of a model trained with the tiny configuration, once per session.
 
     $METAFIX_TEST_MODEL_DIR points at an existing export instead (handy while iterating).
     """
     existing = os.environ.get("METAFIX_TEST_MODEL_DIR")
     if existing:
-        return existing
+        return Path(existing)
     from model.train import train
 
     root = tmp_path_factory.mktemp("tiny-model")
     train(root, "tiny")
-    return str(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_version_dir(tiny_model_dir: Path) -> Path:
+    return tiny_model_dir / (tiny_model_dir / "LATEST").read_text().strip()

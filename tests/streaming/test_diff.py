@@ -42,7 +42,7 @@ def test_diff_of_a_model_with_itself_finds_nothing(tiny_model_dir, tmp_path, cap
     log = tmp_path / "events.jsonl"
     log.write_bytes(b"".join(m.value + b"\n" for m in catalog_messages(60, seed=12, bad_every=0, avro_share=0)))
 
-    assert run(["--input", str(log), "--model-a", tiny_model_dir, "--model-b", tiny_model_dir,
+    assert run(["--input", str(log), "--model-a", str(tiny_model_dir), "--model-b", str(tiny_model_dir),
                 "--json", str(tmp_path / "d.json")]) == 0
 
     assert "events: A 60, B 60, changed 0" in capsys.readouterr().out

@@ -30,7 +30,7 @@ def test_replaying_the_archive_gives_byte_identical_records(kafka_bootstrap, top
     topics = {name: topic_factory(name, partitions=3 if name == "in" else 1)
               for name in ("in", "out", "review", "audit", "dead")}
     archive = tmp_path / "archive"
-    job = start_stream_job(kafka_bootstrap, topics, tiny_model_dir, "--start-from", "earliest",
+    job = start_stream_job(kafka_bootstrap, topics, str(tiny_model_dir), "--start-from", "earliest",
                            "--archive-dir", str(archive))
     try:
         sent = produce(kafka_bootstrap, topics["in"], catalog_messages(400, seed=8, bad_every=50))
@@ -43,7 +43,7 @@ def test_replaying_the_archive_gives_byte_identical_records(kafka_bootstrap, top
 
     out = tmp_path / "replayed.avro"
     done = metafix("replay", "--input", str(archive / "*" / "*" / "*.avro"), "--output", str(out),
-                   "--format", "avro", "--model-dir", tiny_model_dir)
+                   "--format", "avro", "--model-dir", str(tiny_model_dir))
     assert done.returncode == 0, done.stdout + done.stderr
     with open(out, "rb") as f:
         replayed = {r["record_key"]: codec.confluent_encode(CORRECTED_SCHEMA_ID, r) for r in fastavro.reader(f)}
@@ -63,7 +63,7 @@ def test_replay_of_a_json_lines_log(tiny_model_dir, tmp_path):
     out = tmp_path / "out.jsonl"
 
     done = metafix("replay", "--input", str(log), "--output", str(out), "--format", "jsonl",
-                   "--model-dir", tiny_model_dir)
+                   "--model-dir", str(tiny_model_dir))
 
     assert done.returncode == 0, done.stdout + done.stderr
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
@@ -81,7 +81,7 @@ def test_replay_twice_gives_the_same_output(tiny_model_dir, tmp_path):
     log.write_bytes(b"".join(m.value + b"\n" for m in catalog_messages(120, seed=10, bad_every=0, avro_share=0)))
     outputs = []
     for name in ("a.jsonl", "b.jsonl"):
-        done = metafix("replay", "--input", str(log), "--output", str(tmp_path / name), "--model-dir", tiny_model_dir)
+        done = metafix("replay", "--input", str(log), "--output", str(tmp_path / name), "--model-dir", str(tiny_model_dir))
         assert done.returncode == 0, done.stderr
         outputs.append(sorted((tmp_path / name).read_text(encoding="utf-8").splitlines()))
     assert outputs[0] == outputs[1]

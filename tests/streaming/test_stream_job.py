@@ -97,7 +97,7 @@ def job_topics(topic_factory) -> dict[str, str]:
 
 
 def test_stream_job_corrects_events_while_it_runs(kafka_bootstrap, job_topics, tiny_model_dir):
-    job = start_stream_job(kafka_bootstrap, job_topics, tiny_model_dir, "--start-from", "earliest")
+    job = start_stream_job(kafka_bootstrap, job_topics, str(tiny_model_dir), "--start-from", "earliest")
     try:
         messages = list(catalog_messages(300, seed=3, bad_every=30))
         sent = produce(kafka_bootstrap, job_topics["in"], iter(messages))
@@ -154,7 +154,7 @@ def test_stream_job_corrects_events_while_it_runs(kafka_bootstrap, job_topics, t
 
 def test_stream_job_fails_fast_on_a_missing_topic_and_model(kafka_bootstrap, job_topics, tiny_model_dir, tmp_path):
     topics = dict(job_topics, out="no-such-topic-xyz")
-    job = start_stream_job(kafka_bootstrap, topics, tiny_model_dir)
+    job = start_stream_job(kafka_bootstrap, topics, str(tiny_model_dir))
     job.wait(timeout=120)
     out = job.stdout.read()
     assert job.returncode == 2
@@ -166,7 +166,7 @@ def test_stream_job_fails_fast_on_a_missing_topic_and_model(kafka_bootstrap, job
     out = job.stdout.read()
     assert job.returncode == 2 and "--model-dir" in out and "Traceback" not in out
 
-    job = start_stream_job("127.0.0.1:1", job_topics, tiny_model_dir)
+    job = start_stream_job("127.0.0.1:1", job_topics, str(tiny_model_dir))
     job.wait(timeout=120)
     out = job.stdout.read()
     assert job.returncode == 2 and "cannot reach Kafka" in out and "Traceback" not in out

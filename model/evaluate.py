@@ -1,0 +1,464 @@
+"""Evaluate an exported detector against the rules-only baseline.
+
+    python -m model.evaluate --model-dir model/export --json build/eval.json
+
+(``metafix evaluate`` calls ``evaluate(model_dir, json_path)``.) Two data
+sets, both from the test split's seed records, which the model never saw:
+
+* ``test``: the test split exactly as training generated it;
+* ``second_seed``: the same seeds corrupted with a generator seed that no
+  training run uses, so the corruptions themselves are new.
+
+On each, for the model and for the rules baseline (``transforms.rules.detect``
+feeding the same decision policy, measured in the same run):
+
+* detection precision/recall/F1 per error class and per field/class, and the
+  macro-F1 over error classes;
+* correction exact match: the policy's typed output equals
+  ``Example.expected`` on the corrupted fields; for classes nothing can
+  correct (``Example.expect_review``) the value must also be flagged;
+* false corrections: clean, non-empty scored fields that the policy changed,
+  overall and on the legitimate look-alikes (``Example.lookalike``).
+
+The JSON has ``detection_macro_f1``, ``correction_exact_match`` and
+``false_correction_rate`` for the test split at the top level, ``baseline``
+with the same keys, and the details under ``test`` / ``second_seed``. A
+Markdown report with PNG plots goes into the model's version directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transforms.fields import ALL_CLASSES, CLEAN, SCORED_FIELD_NAMES, SCORED_FIELDS, SWAP_CLASS
+
+# Generator seed offset of the second corruption seed: far from every
+# offset train() uses (model.train.SPLIT_SEED_OFFSETS).
+SECOND_SEED_OFFSET = 1_000
+THROUGHPUT_BATCH = 512
+# Title classes whose corrector also fills another field from the title.
+_EXTRA_FIELDS = {
+    "featured_in_title": "featured_artists",
+    "explicit_in_title": "explicit",
+    "track_number_prefix": "track_number",
+}
+
+
+# --------------------------------------------------------------------------- detection
+
+
+def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "support": tp + fn,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+    }
+
+
+def detection_counts(
+    predicted: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray]
+) -> dict[tuple[str, str], tuple[int, int, int]]:
+    """(field, class) -> (tp, fp, fn) for predicted class indices vs label indices.
+
+    ``predicted``/``labels`` hold per field an int array of class indices and
+    under ``"swapped"`` a bool array (the record-level swap, field ``"record"``).
+    """
+    counts: dict[tuple[str, str], tuple[int, int, int]] = {}
+    for spec in SCORED_FIELDS:
+        pred, true = np.asarray(predicted[spec.name]), np.asarray(labels[spec.name])
+        for index, cls in enumerate(spec.classes):
+            if cls == CLEAN:
+                continue
+            p, t = pred == index, true == index
+            counts[(spec.name, cls)] = (
+                int((p & t).sum()),
+                int((p & ~t).sum()),
+                int((~p & t).sum()),
+            )
+    p = np.asarray(predicted["swapped"]).astype(bool)
+    t = np.asarray(labels["swapped"]).astype(bool)
+    counts[("record", SWAP_CLASS)] = (int((p & t).sum()), int((p & ~t).sum()), int((~p & t).sum()))
+    return counts
+
+
+def summarise_detection(counts: Mapping[tuple[str, str], tuple[int, int, int]]) -> dict[str, Any]:
+    """Per class (pooled over fields), per field/class, and the macro-F1 over error classes.
+
+    A class that neither occurs nor is predicted has no F1 and is left out
+    of the macro average.
+    """
+    per_class: dict[str, dict[str, float]] = {}
+    for cls in ALL_CLASSES:
+        cells = [v for (_, c), v in counts.items() if c == cls]
+        tp, fp, fn = (sum(x) for x in zip(*cells, strict=True)) if cells else (0, 0, 0)
+        if tp + fp + fn:
+            per_class[cls] = _prf(tp, fp, fn)
+    per_field_class = {f"{f}/{c}": _prf(*v) for (f, c), v in counts.items() if sum(v)}
+    macro = float(np.mean([m["f1"] for m in per_class.values()])) if per_class else 0.0
+    return {"detection_macro_f1": macro, "per_class": per_class, "per_field_class": per_field_class}
+
+
+def predicted_from_probs(probs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Detection decisions of the model: argmax per field, swap at probability 0.5."""
+    from model.preprocessing import SWAPPED_OUTPUT, probs_output
+
+    predicted = {s.name: probs[probs_output(s.name)].argmax(axis=1) for s in SCORED_FIELDS}
+    predicted["swapped"] = np.asarray(probs[SWAPPED_OUTPUT]) >= 0.5
+    return predicted
+
+
+def detection_report(
+    probs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], apply_threshold: float
+) -> dict[str, Any]:
+    """Detection metrics of model outputs, plus the share of clean fields the
+    policy would change at ``apply_threshold`` (the training-time estimate)."""
+    from model.train import false_correction_counts
+
+    report = summarise_detection(detection_counts(predicted_from_probs(probs), labels))
+    fc, n_clean = false_correction_counts(probs, labels, [apply_threshold])
+    report["false_correction_rate"] = float(fc[0]) / max(n_clean, 1)
+    report["clean_fields"] = n_clean
+    return report
+
+
+def predicted_from_scores(scores: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Detection decisions from ``RecordScores`` (the rules baseline)."""
+    predicted: dict[str, np.ndarray] = {}
+    for spec in SCORED_FIELDS:
+        index = {c: i for i, c in enumerate(spec.classes)}
+        predicted[spec.name] = np.array(
+            [index[s.fields.get(spec.name, (CLEAN, 0.0))[0]] for s in scores], dtype=np.int64
+        )
+    predicted["swapped"] = np.array([s.swapped >= 0.5 for s in scores], dtype=bool)
+    return predicted
+
+
+# --------------------------------------------------------------------------- correction
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+@dataclass
+class _Tally:
+    ok: int = 0
+    total: int = 0
+
+    def add(self, success: bool) -> None:
+        self.ok += int(success)
+        self.total += 1
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.total if self.total else 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"rate": self.rate, "ok": self.ok, "total": self.total}
+
+
+def _fixed(example: Any, result: Any, name: str, error_class: str) -> bool:
+    """Whether the policy's output for a corrupted field is what it should be."""
+    ok = result.track.get(name) == example.expected.get(name)
+    if name in example.expect_review:  # nothing can correct it: kept and flagged
+        ok = ok and name in result.review_fields
+    extra = _EXTRA_FIELDS.get(error_class)
+    if extra is not None:  # what the title corrector took out must land in its field
+        ok = ok and result.track.get(extra) == example.expected.get(extra)
+    return ok
+
+
+def correction_report(
+    examples: Sequence[Any], scores: Sequence[Any], thresholds: Any, model_version: str
+) -> dict[str, Any]:
+    """Run the decision policy with ``scores`` and compare it with the expected tracks."""
+    from transforms.policy import correct_track
+
+    exact = _Tally()
+    exact_by_class: dict[str, _Tally] = defaultdict(_Tally)
+    false_corr = _Tally()
+    false_by_field: dict[str, _Tally] = defaultdict(_Tally)
+    lookalike = _Tally()
+    lookalike_by_kind: dict[str, _Tally] = defaultdict(_Tally)
+    false_alarms = _Tally()
+    for ex, score in zip(examples, scores, strict=True):
+        result = correct_track(ex.raw, score, thresholds=thresholds, model_version=model_version)
+        changed = {c["field"] for c in result.corrections}
+        flagged = result.review_fields
+        track, expected = result.track, ex.expected
+        for name in SCORED_FIELD_NAMES:
+            label = ex.labels.get(name, CLEAN)
+            swapped_field = ex.swapped and name in ("title", "artist")
+            if label != CLEAN:
+                success = _fixed(ex, result, name, label)
+                exact.add(success)
+                exact_by_class[label].add(success)
+            elif not swapped_field and not _blank(ex.raw.get(name)):
+                was_changed = name in changed
+                false_corr.add(was_changed)
+                false_by_field[name].add(was_changed)
+                false_alarms.add(name in flagged)
+                if ex.lookalike is not None:
+                    lookalike.add(was_changed)
+                    lookalike_by_kind[ex.lookalike].add(was_changed)
+        if ex.swapped:
+            success = all(track.get(n) == expected.get(n) for n in ("title", "artist"))
+            exact.add(success)
+            exact_by_class[SWAP_CLASS].add(success)
+    return {
+        "correction_exact_match": exact.rate,
+        "false_correction_rate": false_corr.rate,
+        "corrupted_fields": exact.total,
+        "clean_fields": false_corr.total,
+        "false_corrections": false_corr.ok,
+        "exact_match_per_class": {
+            c: exact_by_class[c].as_dict() for c in ALL_CLASSES if c in exact_by_class
+        },
+        "false_corrections_per_field": {f: t.as_dict() for f, t in false_by_field.items()},
+        "lookalike_false_correction_rate": lookalike.rate,
+        "lookalike_false_corrections": lookalike.as_dict(),
+        "lookalike_false_corrections_per_kind": {
+            k: t.as_dict() for k, t in sorted(lookalike_by_kind.items())
+        },
+        "clean_fields_flagged_rate": false_alarms.rate,
+    }
+
+
+# --------------------------------------------------------------------------- running
+
+
+def predict_in_batches(
+    predictor: Any, tracks: Sequence[Mapping[str, Any]], batch_size: int = 1024
+) -> dict[str, np.ndarray]:
+    parts = [
+        predictor.predict_probs(tracks[i : i + batch_size])
+        for i in range(0, len(tracks), batch_size)
+    ]
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+def measure_throughput(
+    fn: Callable[[Sequence[Mapping[str, Any]]], Any],
+    tracks: Sequence[Mapping[str, Any]],
+    batch_size: int = THROUGHPUT_BATCH,
+    seconds: float = 3.0,
+) -> float:
+    """Records/s of ``fn`` on batches of ``batch_size``: the best of several timed rounds,
+    since a shared machine only ever makes a round slower."""
+    batches = [
+        tracks[i : i + batch_size] for i in range(0, len(tracks) - batch_size + 1, batch_size)
+    ]
+    if not batches:
+        batches = [list(tracks)]
+    fn(batches[0])  # warm up (first call traces and allocates)
+    best = 0.0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        for batch in batches:
+            start = time.perf_counter()
+            fn(batch)
+            best = max(best, len(batch) / (time.perf_counter() - start))
+    return best
+
+
+def _headline(detection: Mapping[str, Any], correction: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "detection_macro_f1": detection["detection_macro_f1"],
+        "correction_exact_match": correction["correction_exact_match"],
+        "false_correction_rate": correction["false_correction_rate"],
+        "lookalike_false_correction_rate": correction["lookalike_false_correction_rate"],
+    }
+
+
+def evaluate_examples(
+    predictor: Any, examples: Sequence[Any], labels: Mapping[str, np.ndarray]
+) -> dict[str, Any]:
+    """Model and baseline numbers on one data set; raw model outputs under ``_probs``."""
+    from transforms import rules
+
+    tracks = [ex.raw for ex in examples]
+    probs = predict_in_batches(predictor, tracks)
+    model_scores = predictor.scores_from_probs(probs)
+    baseline_scores = [rules.detect(t) for t in tracks]
+
+    model_detection = summarise_detection(detection_counts(predicted_from_probs(probs), labels))
+    baseline_detection = summarise_detection(
+        detection_counts(predicted_from_scores(baseline_scores), labels)
+    )
+    model_correction = correction_report(
+        examples, model_scores, predictor.thresholds, predictor.version
+    )
+    baseline_correction = correction_report(
+        examples, baseline_scores, predictor.thresholds, "rules-baseline"
+    )
+    return {
+        "records": len(examples),
+        "model": {
+            **_headline(model_detection, model_correction),
+            "detection": model_detection,
+            "correction": model_correction,
+        },
+        "baseline": {
+            **_headline(baseline_detection, baseline_correction),
+            "detection": baseline_detection,
+            "correction": baseline_correction,
+        },
+        "_probs": probs,
+        "_baseline_predicted": predicted_from_scores(baseline_scores),
+    }
+
+
+def evaluate(
+    model_dir: str | Path,
+    json_path: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    report: bool = True,
+    second_seed_offset: int = SECOND_SEED_OFFSET,
+    throughput_seconds: float = 3.0,
+) -> dict[str, Any]:
+    """Evaluate the model in ``model_dir`` (export root or version dir); write ``json_path``.
+
+    Returns the JSON document. With ``report`` also writes ``report.md`` and
+    PNG plots into the model's version directory.
+    """
+    from model import train as training
+    from model.serving import Predictor
+
+    started = time.monotonic()
+    predictor = Predictor.load(model_dir)
+    cfg = training.config_from_manifest(predictor.manifest)
+    data_dir = Path(data_dir) if data_dir is not None else training.DEFAULT_DATA_DIR
+    _, _, test_seeds = training.split_seed_records(cfg, data_dir)
+    fingerprint_ok = training.data_fingerprint(cfg, data_dir) == predictor.manifest.get(
+        "data_fingerprint"
+    )
+
+    sets = {
+        "test": training.generate_split(
+            test_seeds,
+            cfg,
+            cfg.generator_seed + training.SPLIT_SEED_OFFSETS["test"],
+            copies=cfg.eval_copies,
+            corruption_rate=cfg.eval_corruption_rate,
+        ),
+        "second_seed": training.generate_split(
+            test_seeds,
+            cfg,
+            cfg.generator_seed + second_seed_offset,
+            copies=cfg.eval_copies,
+            corruption_rate=cfg.eval_corruption_rate,
+        ),
+    }
+    results = {
+        name: evaluate_examples(predictor, split.examples, split.labels)
+        for name, split in sets.items()
+    }
+
+    from transforms import rules
+
+    test_tracks = [ex.raw for ex in sets["test"].examples]
+    throughput = {
+        "batch_size": THROUGHPUT_BATCH,
+        "model_records_per_s": measure_throughput(
+            predictor.predict, test_tracks, seconds=throughput_seconds
+        ),
+        "baseline_records_per_s": measure_throughput(
+            lambda batch: [rules.detect(t) for t in batch], test_tracks, seconds=throughput_seconds
+        ),
+    }
+    test = results["test"]
+    document: dict[str, Any] = {
+        "model_version": predictor.version,
+        "model_dir": str(predictor.version_dir),
+        "thresholds": {"apply": predictor.thresholds.apply, "review": predictor.thresholds.review},
+        "training_data_matches": fingerprint_ok,
+        **{k: test["model"][k] for k in _headline_keys()},
+        "baseline": {k: test["baseline"][k] for k in _headline_keys()},
+        "throughput": throughput,
+        "per_class": test["model"]["detection"]["per_class"],
+        "per_field": test["model"]["detection"]["per_field_class"],
+    }
+    for name, result in results.items():
+        document[name] = {k: v for k, v in result.items() if not k.startswith("_")}
+    document["seconds"] = round(time.monotonic() - started, 1)
+    json_path = Path(json_path)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(
+        json.dumps(document, indent=2, sort_keys=True, default=_json_default) + "\n"
+    )
+    if report:
+        from model.report import write_report
+
+        write_report(
+            predictor.version_dir,
+            document,
+            {
+                name: (sets[name].labels, result["_probs"], result["_baseline_predicted"])
+                for name, result in results.items()
+            },
+        )
+    return document
+
+
+def _headline_keys() -> tuple[str, ...]:
+    return (
+        "detection_macro_f1",
+        "correction_exact_match",
+        "false_correction_rate",
+        "lookalike_false_correction_rate",
+    )
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Counter):
+        return dict(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--model-dir", type=Path, default=Path(__file__).resolve().parent / "export"
+    )
+    parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--no-report", action="store_true")
+    args = parser.parse_args(argv)
+    document = evaluate(
+        args.model_dir, args.json, data_dir=args.data_dir, report=not args.no_report
+    )
+    summary = {k: document[k] for k in _headline_keys()}
+    print(
+        json.dumps(
+            {
+                "model": summary,
+                "baseline": document["baseline"],
+                "throughput": document["throughput"],
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""Load an exported detector once and score batches of raw tracks.
+
+    predictor = Predictor.load("model/export")      # export root (LATEST) or a version dir
+    scores = predictor.predict([event["track"] for event in batch])
+    result = correct_track(track, scores[i], thresholds=predictor.thresholds,
+                           model_version=predictor.version)
+
+The SavedModel carries its tensorflow-transform graph, so ``predict`` feeds
+raw strings and nothing else from training is needed. Loading is the heavy
+part (seconds); do it once per process (a DoFn's ``setup``). ``predict`` is
+safe to call from several threads at once: it holds no mutable state and a
+loaded TF function may run concurrently.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.preprocessing import SWAPPED_OUTPUT, probs_output, raw_columns
+from transforms.fields import SCORED_FIELD_NAMES, SCORED_FIELDS
+from transforms.policy import RecordScores, Thresholds
+
+LATEST_FILE = "LATEST"
+MANIFEST_FILE = "manifest.json"
+SIGNATURE = "serving_default"
+
+
+class ModelLoadError(Exception):
+    """The model directory is missing, incomplete or does not match this code."""
+
+
+def resolve_version_dir(model_dir: str | Path) -> Path:
+    """The version directory for ``model_dir``: itself if it holds a SavedModel,
+    else the version its ``LATEST`` file names."""
+    root = Path(model_dir)
+    if not root.is_dir():
+        raise ModelLoadError(f"model directory {root} does not exist")
+    if (root / "saved_model.pb").is_file():
+        return root
+    latest = root / LATEST_FILE
+    if not latest.is_file():
+        raise ModelLoadError(f"{root} holds neither a SavedModel nor a {LATEST_FILE} file")
+    version = latest.read_text(encoding="utf-8").strip()
+    if not version or Path(version).name != version:
+        raise ModelLoadError(f"{latest} does not name a version directory: {version!r}")
+    version_dir = root / version
+    if not (version_dir / "saved_model.pb").is_file():
+        raise ModelLoadError(f"{latest} points at {version_dir}, which holds no SavedModel")
+    return version_dir
+
+
+def read_manifest(version_dir: Path) -> dict[str, Any]:
+    path = version_dir / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ModelLoadError(f"{path} is missing") from err
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"{path} cannot be read: {err}") from err
+    if not isinstance(manifest, dict):
+        raise ModelLoadError(f"{path} is not a JSON object")
+    expected = {spec.name: list(spec.classes) for spec in SCORED_FIELDS}
+    if manifest.get("fields") != expected:
+        raise ModelLoadError(
+            f"{path}: the model's fields/classes differ from transforms.fields "
+            "(trained for another version of the field list)"
+        )
+    for key in ("version", "thresholds"):
+        if key not in manifest:
+            raise ModelLoadError(f"{path} has no {key!r}")
+    return manifest
+
+
+def _string_tensor(tf: Any, values: Sequence[str]) -> Any:
+    try:
+        return tf.constant(np.asarray(values, dtype=object), dtype=tf.string)
+    except (UnicodeEncodeError, ValueError):
+        # A lone surrogate (JSON "\ud800") has no UTF-8 form. Pass its bytes on as
+        # training did; the graph decodes them to U+FFFD instead of failing the batch.
+        return tf.constant([v.encode("utf-8", "surrogatepass") for v in values], dtype=tf.string)
+
+
+class Predictor:
+    """A loaded detector: raw tracks in, ``RecordScores`` out."""
+
+    def __init__(self, version_dir: Path, manifest: Mapping[str, Any], loaded: Any) -> None:
+        self.version_dir = version_dir
+        self.manifest = dict(manifest)
+        # The loaded object owns the variables the signature reads: keep it alive.
+        self._loaded = loaded
+        self._serve = loaded.signatures[SIGNATURE]
+        self._classes = {spec.name: np.array(spec.classes, dtype=object) for spec in SCORED_FIELDS}
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> Predictor:
+        """Load the SavedModel under ``model_dir`` (export root or version dir)."""
+        version_dir = resolve_version_dir(model_dir)
+        manifest = read_manifest(version_dir)
+        import tensorflow as tf
+
+        try:
+            loaded = tf.saved_model.load(str(version_dir))
+            serve = loaded.signatures[SIGNATURE]
+        except Exception as err:  # protobuf, TF and OS errors alike: the model is unusable
+            raise ModelLoadError(f"cannot load the SavedModel in {version_dir}: {err}") from err
+        outputs = set(serve.structured_outputs)
+        wanted = {probs_output(name) for name in SCORED_FIELD_NAMES} | {SWAPPED_OUTPUT}
+        if not wanted <= outputs:
+            raise ModelLoadError(
+                f"{version_dir}: signature lacks outputs {sorted(wanted - outputs)}"
+            )
+        return cls(version_dir, manifest, loaded)
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+    @property
+    def thresholds(self) -> Thresholds:
+        t = self.manifest["thresholds"]
+        return Thresholds(apply=float(t["apply"]), review=float(t["review"]))
+
+    def predict_columns(self, columns: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
+        """Raw model outputs for column-wise raw strings (one list per scored field)."""
+        import tensorflow as tf
+
+        feed = {name: _string_tensor(tf, columns[name]) for name in SCORED_FIELD_NAMES}
+        return {key: value.numpy() for key, value in self._serve(**feed).items()}
+
+    def predict_probs(self, tracks: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        """Raw model outputs for raw track dicts: ``<field>_probs`` and ``swapped_prob``."""
+        if not tracks:
+            return {
+                **{
+                    probs_output(s.name): np.zeros((0, len(s.classes)), np.float32)
+                    for s in SCORED_FIELDS
+                },
+                SWAPPED_OUTPUT: np.zeros((0,), np.float32),
+            }
+        return self.predict_columns(raw_columns(tracks))
+
+    def scores_from_probs(self, probs: Mapping[str, np.ndarray]) -> list[RecordScores]:
+        """Argmax class and its probability per field, vectorised over the batch."""
+        per_field = []
+        for name in SCORED_FIELD_NAMES:
+            p = probs[probs_output(name)]
+            best = p.argmax(axis=1)
+            confidence = np.take_along_axis(p, best[:, None], axis=1)[:, 0]
+            per_field.append(
+                zip(self._classes[name][best].tolist(), confidence.tolist(), strict=True)
+            )
+        swapped = np.asarray(probs[SWAPPED_OUTPUT]).tolist()
+        return [
+            RecordScores(fields=dict(zip(SCORED_FIELD_NAMES, row, strict=True)), swapped=s)
+            for row, s in zip(zip(*per_field, strict=True), swapped, strict=True)
+        ]
+
+    def predict(self, tracks: Sequence[Mapping[str, Any]]) -> list[RecordScores]:
+        """Scores for a batch of raw track dicts (CatalogUpdateEvent ``track`` records)."""
+        return self.scores_from_probs(self.predict_probs(tracks))

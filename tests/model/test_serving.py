@@ -1,0 +1,123 @@
+"""Predictor: loading (and refusing to load), scores, concurrency."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from model.serving import ModelLoadError, Predictor, resolve_version_dir
+from transforms.fields import FIELD_SPECS, SCORED_FIELD_NAMES
+from transforms.policy import RecordScores, Thresholds
+
+TRACKS = [
+    {
+        "title": "Back in Black",
+        "artist": "AC/DC",
+        "album": "Back in Black",
+        "isrc": "AUAP08000046",
+        "upc": "886443546271",
+        "release_date": "1980-07-25",
+        "duration_ms": "255000",
+        "genre": "Rock",
+    },
+    {
+        "title": "HIGHWAY TO HELL",
+        "artist": "AC/DC",
+        "release_date": "27/07/1979",
+        "duration_ms": 208000,
+    },
+    {"title": None, "artist": None},
+    {"title": "Broken \ud800 surrogate", "artist": "Band"},  # JSON can carry lone surrogates
+]
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_model_dir: Path) -> Predictor:
+    return Predictor.load(tiny_model_dir)
+
+
+def test_load_from_root_or_version_dir(predictor: Predictor, tiny_version_dir: Path) -> None:
+    assert predictor.version == tiny_version_dir.name
+    assert predictor.version_dir == tiny_version_dir
+    assert Predictor.load(tiny_version_dir).version == predictor.version
+    assert isinstance(predictor.thresholds, Thresholds)
+
+
+def test_predict_returns_scores_per_track(predictor: Predictor) -> None:
+    scores = predictor.predict(TRACKS)
+    assert len(scores) == len(TRACKS)
+    for s in scores:
+        assert isinstance(s, RecordScores)
+        assert set(s.fields) == set(SCORED_FIELD_NAMES)
+        for name, (cls, confidence) in s.fields.items():
+            assert cls in FIELD_SPECS[name].classes
+            assert 0.0 <= confidence <= 1.0
+        assert 0.0 <= s.swapped <= 1.0
+    assert predictor.predict([]) == []
+
+
+def test_predict_is_deterministic_and_thread_safe(predictor: Predictor) -> None:
+    batch = TRACKS * 50
+    expected = predictor.predict(batch)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: predictor.predict(batch), range(8)))
+    assert all(r == expected for r in results)
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        Predictor.load(tmp_path / "nope")
+
+
+def test_empty_directory(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="neither a SavedModel nor a LATEST"):
+        Predictor.load(tmp_path)
+
+
+def test_latest_pointing_nowhere(tmp_path: Path) -> None:
+    (tmp_path / "LATEST").write_text("20990101-000000-deadbeef\n")
+    with pytest.raises(ModelLoadError, match="holds no SavedModel"):
+        resolve_version_dir(tmp_path)
+    (tmp_path / "LATEST").write_text("../../etc\n")
+    with pytest.raises(ModelLoadError, match="does not name a version"):
+        resolve_version_dir(tmp_path)
+
+
+def _copy(version_dir: Path, tmp_path: Path) -> Path:
+    target = tmp_path / version_dir.name
+    shutil.copytree(version_dir, target, ignore=shutil.ignore_patterns("transform_fn", "*.png"))
+    return target
+
+
+def test_corrupt_saved_model(tiny_version_dir: Path, tmp_path: Path) -> None:
+    copy = _copy(tiny_version_dir, tmp_path)
+    (copy / "saved_model.pb").write_bytes(b"not a protobuf")
+    with pytest.raises(ModelLoadError, match="cannot load the SavedModel"):
+        Predictor.load(copy)
+
+
+def test_missing_variables(tiny_version_dir: Path, tmp_path: Path) -> None:
+    copy = _copy(tiny_version_dir, tmp_path)
+    shutil.rmtree(copy / "variables")
+    with pytest.raises(ModelLoadError):
+        Predictor.load(copy)
+
+
+def test_corrupt_or_mismatched_manifest(tiny_version_dir: Path, tmp_path: Path) -> None:
+    copy = _copy(tiny_version_dir, tmp_path)
+    manifest_path = copy / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text("{not json")
+    with pytest.raises(ModelLoadError, match="cannot be read"):
+        Predictor.load(copy)
+    manifest["fields"]["title"] = ["clean"]
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadError, match="differ from transforms.fields"):
+        Predictor.load(copy)
+    manifest_path.unlink()
+    with pytest.raises(ModelLoadError, match="missing"):
+        Predictor.load(copy)
