@@ -10,7 +10,12 @@ KAFKA_PORT ?= 9092
 BEAM_VERSION := 2.77.0
 PRISM := $(STATE)/bin/prism
 MODEL_DIR ?= model/export
-PYTEST_ARGS ?=
+# The Flink tests start an embedded Flink cluster; `make test-flink` runs them.
+PYTEST_ARGS ?= -m "not flink"
+GCP_PROJECT ?=
+GCP_REGION ?= us-central1
+TEMPLATE_IMAGE ?= $(GCP_REGION)-docker.pkg.dev/$(GCP_PROJECT)/metafix/metafix-stream-launcher:latest
+TEMPLATE_PATH ?= gs://$(GCP_PROJECT)-metafix/templates/metafix-stream.json
 
 .DEFAULT_GOAL := help
 
@@ -50,8 +55,23 @@ model: venv ## Train, evaluate-on-validation and export the default model into m
 evaluate: $(MODEL_DIR)/LATEST ## Evaluate the default model against the rules-only baseline (JSON + report)
 	$(VENV)/bin/metafix evaluate --model-dir $(MODEL_DIR) --json $(MODEL_DIR)/evaluation.json
 
-test: venv prism kafka-jars ## Run the whole test suite (starts its own Kafka broker)
+test: venv prism kafka-jars ## Run the test suite but the Flink tests (starts its own Kafka broker)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+flink-job-server: venv ## Resolve Beam's Flink job server (embedded Flink 1.19) from Maven Central into .state/flink
+	$(PY) -m streaming.flink jar
+
+test-flink: venv prism kafka-jars flink-job-server ## Run the replay and the streaming job on Flink (parallelism 2) and compare with Prism
+	$(VENV)/bin/pytest -m flink
+
+dataflow-template: ## Build the Dataflow Flex Template image and spec (needs docker, gcloud, GCP_PROJECT; see docs/deploying.md)
+	@command -v gcloud >/dev/null || { echo "dataflow-template: gcloud is not installed (Google Cloud SDK); nothing was built" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "dataflow-template: no Docker engine to build the launcher image with; nothing was built" >&2; exit 1; }
+	@test -n "$(GCP_PROJECT)" || { echo "dataflow-template: set GCP_PROJECT=<project> (TEMPLATE_PATH and TEMPLATE_IMAGE default to ones in that project)" >&2; exit 1; }
+	docker build -f dataflow/Dockerfile -t $(TEMPLATE_IMAGE) .
+	docker push $(TEMPLATE_IMAGE)
+	gcloud dataflow flex-template build $(TEMPLATE_PATH) --project $(GCP_PROJECT) \
+		--image $(TEMPLATE_IMAGE) --sdk-language PYTHON --metadata-file dataflow/metadata.json
 
 demo: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Run the streaming job on a local broker with a realistic event stream
 	$(VENV)/bin/metafix demo --model-dir $(MODEL_DIR)
@@ -59,10 +79,13 @@ demo: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Run the streaming job on a lo
 bench: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Measure throughput, latency and memory; writes bench/results/latest.json
 	$(PY) -m bench.run --model-dir $(MODEL_DIR)
 
+chaos: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Fault scenarios (crash, broker restart, output loss, hostile input, model, SASL); writes bench/results/chaos.json
+	$(PY) -m streaming.chaos --model-dir $(MODEL_DIR)
+
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
 clean: ## Remove broker state and caches (keeps the virtualenv and the model)
 	rm -rf $(STATE)/kafka-* .pytest_cache
 
-.PHONY: help venv prism kafka-jars kafka-up kafka-down model evaluate test demo bench lint clean
+.PHONY: help venv prism kafka-jars kafka-up kafka-down model evaluate test flink-job-server test-flink dataflow-template demo bench chaos lint clean

@@ -34,33 +34,55 @@ class ModelLoadError(Exception):
     """The model directory is missing, incomplete or does not match this code."""
 
 
-def resolve_version_dir(model_dir: str | Path) -> Path:
+def _is_url(path: str | Path) -> bool:
+    return "://" in str(path)
+
+
+def _join(root: str | Path, name: str) -> str | Path:
+    # URLs (gs://, s3://) stay strings joined with "/": pathlib would fold their "//".
+    return f"{str(root).rstrip('/')}/{name}" if _is_url(root) else Path(root) / name
+
+
+def _read_text(path: str | Path) -> str:
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(str(path), "r") as f:
+        return f.read()
+
+
+def resolve_version_dir(model_dir: str | Path) -> str | Path:
     """The version directory for ``model_dir``: itself if it holds a SavedModel,
-    else the version its ``LATEST`` file names."""
-    root = Path(model_dir)
-    if not root.is_dir():
+    else the version its ``LATEST`` file names. Local paths and any filesystem
+    TensorFlow reads (gs://) work; local ones come back as ``Path``."""
+    import tensorflow as tf
+
+    exists = tf.io.gfile.exists
+    root = model_dir if _is_url(model_dir) else Path(model_dir)
+    if not tf.io.gfile.isdir(str(root)):
         raise ModelLoadError(f"model directory {root} does not exist")
-    if (root / "saved_model.pb").is_file():
+    if exists(str(_join(root, "saved_model.pb"))):
         return root
-    latest = root / LATEST_FILE
-    if not latest.is_file():
+    latest = _join(root, LATEST_FILE)
+    if not exists(str(latest)):
         raise ModelLoadError(f"{root} holds neither a SavedModel nor a {LATEST_FILE} file")
-    version = latest.read_text(encoding="utf-8").strip()
+    version = _read_text(latest).strip()
     if not version or Path(version).name != version:
         raise ModelLoadError(f"{latest} does not name a version directory: {version!r}")
-    version_dir = root / version
-    if not (version_dir / "saved_model.pb").is_file():
+    version_dir = _join(root, version)
+    if not exists(str(_join(version_dir, "saved_model.pb"))):
         raise ModelLoadError(f"{latest} points at {version_dir}, which holds no SavedModel")
     return version_dir
 
 
-def read_manifest(version_dir: Path) -> dict[str, Any]:
-    path = version_dir / MANIFEST_FILE
+def read_manifest(version_dir: str | Path) -> dict[str, Any]:
+    import tensorflow as tf
+
+    path = _join(version_dir, MANIFEST_FILE)
+    if not tf.io.gfile.exists(str(path)):
+        raise ModelLoadError(f"{path} is missing")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise ModelLoadError(f"{path} is missing") from err
-    except (OSError, ValueError) as err:
+        manifest = json.loads(_read_text(path))
+    except (OSError, ValueError, tf.errors.OpError) as err:
         raise ModelLoadError(f"{path} cannot be read: {err}") from err
     if not isinstance(manifest, dict):
         raise ModelLoadError(f"{path} is not a JSON object")
@@ -88,7 +110,7 @@ def _string_tensor(tf: Any, values: Sequence[str]) -> Any:
 class Predictor:
     """A loaded detector: raw tracks in, ``RecordScores`` out."""
 
-    def __init__(self, version_dir: Path, manifest: Mapping[str, Any], loaded: Any) -> None:
+    def __init__(self, version_dir: str | Path, manifest: Mapping[str, Any], loaded: Any) -> None:
         self.version_dir = version_dir
         self.manifest = dict(manifest)
         # The loaded object owns the variables the signature reads: keep it alive.

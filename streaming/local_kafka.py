@@ -4,6 +4,7 @@ Used by `make kafka-up` / `make kafka-down`, the demo and the test session fixtu
 
     python -m streaming.local_kafka up --port 19092     # returns once the broker serves requests
     python -m streaming.local_kafka down --port 19092
+    python -m streaming.local_kafka jars                 # resolve the jars only (make kafka-jars)
 
 The jars are resolved by Maven from streaming/kafka/pom.xml. Everything a broker writes lives
 under .state/kafka/broker-<port>/, so `down` then `up` on the same port keeps topics and
@@ -388,14 +389,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("command", choices=["up", "down", "jars"])
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait (default 90)")
     args = parser.parse_args(argv)
     broker = LocalKafka(port=args.port, state_dir=args.state_dir)
     try:
-        if args.command == "up":
+        if args.command == "jars":
+            jars = resolve_classpath(args.state_dir).split(os.pathsep)
+            print(f"Kafka classpath ready: {len(jars)} jars")
+        elif args.command == "up":
             if broker.is_running() or (
                 port_is_open(broker.port) and serves_kafka(broker.bootstrap)
             ):

@@ -121,3 +121,22 @@ def test_corrupt_or_mismatched_manifest(tiny_version_dir: Path, tmp_path: Path) 
     manifest_path.unlink()
     with pytest.raises(ModelLoadError, match="missing"):
         Predictor.load(copy)
+
+
+def test_load_from_a_filesystem_url(tiny_model_dir: Path) -> None:
+    # TensorFlow's in-memory filesystem stands in for gs://: both go through tf.io.gfile.
+    import os
+
+    import tensorflow as tf
+
+    for folder, _, files in os.walk(tiny_model_dir):
+        for name in files:
+            local = os.path.join(folder, name)
+            remote = "ram://export/" + os.path.relpath(local, tiny_model_dir)
+            tf.io.gfile.makedirs(os.path.dirname(remote))
+            tf.io.gfile.copy(local, remote, overwrite=True)
+
+    predictor = Predictor.load("ram://export")
+
+    assert str(predictor.version_dir) == f"ram://export/{predictor.version}"
+    assert len(predictor.predict([{"title": "Song", "artist": "Artist"}])) == 1
