@@ -64,7 +64,7 @@ flink-job-server: venv ## Resolve Beam's Flink job server (embedded Flink 1.19) 
 test-flink: venv prism kafka-jars flink-job-server ## Run the replay and the streaming job on Flink (parallelism 2) and compare with Prism
 	$(VENV)/bin/pytest -m flink
 
-dataflow-template: ## Build the Dataflow Flex Template image and spec (needs docker, gcloud, GCP_PROJECT; see docs/deploying.md)
+dataflow-template: ## Build the Dataflow Flex Template image and spec (needs docker, gcloud, GCP_PROJECT; see README, Deploying)
 	@command -v gcloud >/dev/null || { echo "dataflow-template: gcloud is not installed (Google Cloud SDK); nothing was built" >&2; exit 1; }
 	@docker info >/dev/null 2>&1 || { echo "dataflow-template: no Docker engine to build the launcher image with; nothing was built" >&2; exit 1; }
 	@test -n "$(GCP_PROJECT)" || { echo "dataflow-template: set GCP_PROJECT=<project> (TEMPLATE_PATH and TEMPLATE_IMAGE default to ones in that project)" >&2; exit 1; }

@@ -49,7 +49,7 @@ TEMPLATE_PARAMETERS = [
 ]
 
 # Dataflow's --update matches the running job's steps by name: renaming one of these needs
-# a --transform_name_mapping entry (docs/deploying.md).
+# a --transform_name_mapping entry (README, Deploying).
 KEY_STEPS = {
     "ReadEvents", "ReadEvents/ReadPartitions",
     "CorrectCatalog", "CorrectCatalog/DecodeEvents", "CorrectCatalog/ScoreAndCorrect",
