@@ -117,9 +117,6 @@ class ConsumerConfig:
     # A commit waits this long for the group coordinator; a failed commit is retried by the
     # next finalized bundle, which commits a later offset.
     commit_timeout_ms: int = 10_000
-    # Fetches must hold the largest record the topic may carry (Kafka returns at least one
-    # record per partition, even a larger one, but the client checks this limit).
-    max_partition_fetch_bytes: int = 16 << 20
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     def __post_init__(self) -> None:
@@ -147,7 +144,6 @@ class ConsumerConfig:
             # Only reached when a seek lands outside the log (retention deleted the records).
             "auto_offset_reset": "earliest",
             "max_poll_records": self.max_records_per_call,
-            "max_partition_fetch_bytes": self.max_partition_fetch_bytes,
             **self.security.client_kwargs(),
         }
 
@@ -331,11 +327,28 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
         self._commits = Metrics.counter("kafkaio", "offset_commits")
         self._commit_failures = Metrics.counter("kafkaio", "offset_commit_failures")
         self._read_retries = Metrics.counter("kafkaio", "read_retries")
+        # Per partition: (time of the first failure in a row, failures in a row).
+        self._read_failures: dict[TopicPartition, tuple[float, int]] = {}
 
     def teardown(self) -> None:
         for consumer in self._consumers.values():
             consumer.close(autocommit=False)
         self._consumers.clear()
+
+    def _read_backoff(self, tp: TopicPartition, error: KafkaError) -> float:
+        """Seconds to wait before the next attempt; raises once the retry bound is spent."""
+        first, failures = self._read_failures.get(tp, (time.monotonic(), 0))
+        failing_s = time.monotonic() - first
+        if failing_s * 1000 > self._config.read_retry_timeout_ms:
+            raise KafkaReadError(
+                f"reading {tp.topic}[{tp.partition}] failed for {failing_s:.0f} s, giving up: {error}"
+            ) from error
+        self._read_failures[tp] = (first, failures + 1)
+        self._read_retries.inc()
+        delay_s = _backoff_s(failures)
+        log.warning("reading %s[%d] failed (%s); retry %d in %.1f s",
+                    tp.topic, tp.partition, error, failures + 1, delay_s)
+        return delay_s
 
     # RestrictionProvider
 
@@ -380,13 +393,13 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
             if not error.retriable:
                 raise
             # The broker is away (a restart, say). Nothing was claimed, so the residual
-            # retries from the same offset; the pause stands in for the resume delay that
-            # FnApiRunner does not honour.
-            self._read_retries.inc()
-            log.warning("reading %s[%d] failed, will retry: %r", tp.topic, tp.partition, error)
-            time.sleep(self._config.poll_timeout_ms / 1000)
-            tracker.defer_remainder()
+            # retries from the same offset, after a back-off; the pause stands in for the
+            # resume delay that FnApiRunner does not honour.
+            delay_s = self._read_backoff(tp, error)
+            time.sleep(min(delay_s, self._config.poll_timeout_ms / 1000))
+            tracker.defer_remainder(Duration.of(delay_s))
             return
+        self._read_failures.pop(tp, None)
         claimed = []
         for record in polled:
             if not tracker.try_claim(record.offset):
@@ -396,6 +409,10 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
         self._count(tp.topic, claimed)
         if claimed and self._config.group_id is not None:
             bundle_finalizer.register(functools.partial(self._commit, tp, claimed[-1].offset + 1))
+        else:
+            # Prism asks to finalize every bundle of a stage that may need it, and the SDK
+            # harness logs a traceback for a bundle that registered nothing.
+            bundle_finalizer.register(_nothing_to_commit)
         # A failed claim means the records reached the stop of a bounded read.
         done = len(claimed) < len(polled)
         if not done and position >= restriction.stop:
@@ -469,7 +486,8 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
 
     def _commit(self, tp: TopicPartition, offset: int) -> None:
         try:
-            self._consumers[tp].commit({tp: OffsetAndMetadata(offset, "", -1)})
+            self._consumers[tp].commit({tp: OffsetAndMetadata(offset, "", -1)},
+                                       timeout_ms=self._config.commit_timeout_ms)
             self._commits.inc()
         except KafkaError as error:
             # Best effort, like any finalization: the next finalized bundle commits a later
@@ -496,6 +514,15 @@ class ReadUnboundedPartitionFn(ReadPartitionFn):
 
 def _topic_partition(partition: PartitionRead) -> TopicPartition:
     return TopicPartition(partition.topic, partition.partition)
+
+
+def _nothing_to_commit() -> None:
+    pass
+
+
+def _backoff_s(failures: int, first_s: float = 0.5, most_s: float = 30.0) -> float:
+    """Exponential back-off: 0.5, 1, 2, 4 ... seconds, at most `most_s`."""
+    return min(most_s, first_s * 2 ** min(failures, 16))
 
 
 def _is_caught_up(position: int, highwater: int | None) -> bool:
@@ -527,41 +554,132 @@ class ReadFromKafka(beam.PTransform):
         )
 
 
+Message = tuple[str, bytes | None, bytes]
+
+
+class _SharedProducers:
+    """One producer per config in a process, shared by every write step of a pipeline.
+
+    Each write step flushes it in its finish_bundle and checks the futures of its own sends
+    only; kafka-python producers are thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._producers: dict[ProducerConfig, tuple[KafkaProducer, int]] = {}
+
+    def acquire(self, config: ProducerConfig) -> KafkaProducer:
+        with self._lock:
+            producer, users = self._producers.get(config, (None, 0))
+            if producer is None:
+                producer = KafkaProducer(**config.producer_kwargs())
+            self._producers[config] = (producer, users + 1)
+            return producer
+
+    def release(self, config: ProducerConfig) -> None:
+        with self._lock:
+            if config not in self._producers:
+                # A teardown after a setup that failed to make the producer.
+                return
+            producer, users = self._producers.pop(config)
+            if users > 1:
+                self._producers[config] = (producer, users - 1)
+                return
+        producer.close()
+
+
+_PRODUCERS = _SharedProducers()
+
+
 class _WriteFn(beam.DoFn):
-    """Sends (topic, key, value) asynchronously; a bundle succeeds only once every send has."""
+    """Sends (topic, key, value) asynchronously; a bundle succeeds only once every send has.
+
+    A send that fails with a retriable error (broker away, topic missing) is retried from
+    finish_bundle with back-off for `retry_timeout_ms`; then, or on any other error, the
+    bundle fails and its input offsets stay uncommitted.
+    """
 
     def __init__(self, config: ProducerConfig) -> None:
         self._config = config
 
     def setup(self) -> None:
-        self._producer = KafkaProducer(**self._config.producer_kwargs())
+        self._producer = _PRODUCERS.acquire(self._config)
+        self._retries = Metrics.counter("kafkaio", "write_retries")
 
     def start_bundle(self) -> None:
-        self._pending: list[Any] = []
+        self._pending: list[tuple[Message, Any]] = []
+        # Records whose send() raised, with the error: they wait for finish_bundle's retries.
+        self._held: list[tuple[Message, KafkaError]] = []
 
-    def process(self, message: tuple[str, bytes | None, bytes]) -> None:
-        topic, key, value = message
-        self._pending.append(self._producer.send(topic, key=key, value=value))
+    def process(self, message: Message) -> None:
+        self._send(message)
 
     def finish_bundle(self) -> None:
-        try:
-            self._producer.flush()
-        except KafkaError:
-            # kafka-python's flush() gives up with an opaque "Future not done" while a batch
-            # the broker found too large is split and retried. The futures below wait for
-            # each record's real outcome and raise its real error.
-            pass
-        pending, self._pending = self._pending, []
         written: dict[str, int] = {}
-        for future in pending:
-            # Raises the send's error: the bundle fails, so its input offsets stay uncommitted.
-            metadata = future.get()
-            written[metadata.topic] = written.get(metadata.topic, 0) + 1
+        failed = self._settle(written)
+        started = time.monotonic()
+        attempt = 0
+        while failed:
+            topics = ", ".join(sorted({m[0] for m, _ in failed}))
+            error = failed[-1][1]
+            failing_s = time.monotonic() - started
+            if failing_s * 1000 > self._config.retry_timeout_ms:
+                raise KafkaWriteError(
+                    f"writing {len(failed)} record(s) to {topics} failed for {failing_s:.0f} s, "
+                    f"giving up: {error}"
+                ) from error
+            delay_s = _backoff_s(attempt)
+            attempt += 1
+            self._retries.inc(len(failed))
+            log.warning("writing %d record(s) to %s failed (%s); retry %d in %.1f s",
+                        len(failed), topics, error, attempt, delay_s)
+            time.sleep(delay_s)
+            for message, _ in failed:
+                self._send(message)
+            failed = self._settle(written)
         for topic, count in written.items():
             Metrics.counter(f"kafkaio.{topic}", "records_written").inc(count)
 
     def teardown(self) -> None:
-        self._producer.close()
+        _PRODUCERS.release(self._config)
+
+    def _send(self, message: Message) -> None:
+        if self._held:
+            # The producer is failing, and while a topic is missing every send() blocks for
+            # max_block_ms: hold the rest of the bundle for the retries instead.
+            self._held.append((message, self._held[-1][1]))
+            return
+        topic, key, value = message
+        try:
+            self._pending.append((message, self._producer.send(topic, key=key, value=value)))
+        except KafkaError as error:
+            if not error.retriable:
+                raise
+            self._held.append((message, error))
+
+    def _settle(self, written: dict[str, int]) -> list[tuple[Message, KafkaError]]:
+        """Waits for every send; counts the written ones and returns the retriable failures."""
+        if self._pending:
+            try:
+                self._producer.flush()
+            except KafkaError:
+                # kafka-python's flush() gives up with an opaque "Future not done" while a
+                # batch the broker found too large is split and retried. The futures below
+                # wait for each record's real outcome and raise its real error.
+                pass
+        pending, self._pending = self._pending, []
+        failed, self._held = self._held, []
+        for message, future in pending:
+            try:
+                metadata = future.get()
+            except KafkaError as error:
+                if not error.retriable:
+                    # The bundle fails, so its input offsets stay uncommitted.
+                    raise
+                failed.append((message, error))
+            else:
+                written[metadata.topic] = written.get(metadata.topic, 0) + 1
+        return failed
 
 
 def _with_topic(

@@ -11,12 +11,17 @@
 
 Every subcommand takes ``--help``. Bad options, an unreachable broker, a
 missing topic or model end the command with one line on stderr and exit code 2.
+A stream whose pipeline fails while running (Kafka unwritable past the retry bound,
+say) prints its summary and the reason on one line and exits with code 1; its offsets
+are committed only up to what was written, so a restart with ``--start-from committed``
+loses nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import sys
 import threading
@@ -50,8 +55,13 @@ def run(argv: Sequence[str] | None = None) -> int:
     build_pipeline(pipeline, config)
     result = pipeline.run()
     log.info("metafix stream: running; reading %s, writing %s", config.input_topic, config.output_topic)
-    _wait_until_stopped(result)
+    failure = _wait_until_stopped(result)
     print_summary(result, metrics_file=options.view_as(MetafixOptions).metrics_file)
+    if failure is not None:
+        # Offsets stay committed only up to what was written: a restart with
+        # --start-from committed resumes without losing anything.
+        print(f"metafix stream: the pipeline failed: {failure}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -66,15 +76,19 @@ def wants_help(argv: Sequence[str] | None, prog: str, doc: str | None) -> bool:
     return True
 
 
-def _wait_until_stopped(result: beam.runners.runner.PipelineResult) -> None:
+def _wait_until_stopped(result: beam.runners.runner.PipelineResult) -> str | None:
+    """Waits for a signal or the pipeline's end; the failure's one-line reason if it failed by itself."""
     stop = threading.Event()
+    requested = threading.Event()
+    failures: list[BaseException] = []
 
     def _on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
+        requested.set()
         stop.set()
 
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        waiter = threading.Thread(target=_wait_quietly, args=(result, stop), daemon=True)
+        waiter = threading.Thread(target=_wait_quietly, args=(result, stop, failures), daemon=True)
         waiter.start()
         stop.wait()
         if not _finished(result):
@@ -83,14 +97,25 @@ def _wait_until_stopped(result: beam.runners.runner.PipelineResult) -> None:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+    if failures and not requested.is_set():
+        log.error("metafix stream: the pipeline failed", exc_info=failures[0])
+        return _reason(failures[0])
+    return None
 
 
-def _wait_quietly(result, stop: threading.Event) -> None:
+def _wait_quietly(result, stop: threading.Event, failures: list[BaseException]) -> None:
     try:
         result.wait_until_finish()
-    except Exception:  # noqa: BLE001 - the failure is reported by the job's state below
-        log.exception("metafix stream: the pipeline failed")
+    except Exception as e:  # noqa: BLE001 - reported by _wait_until_stopped
+        failures.append(e)
     stop.set()
+
+
+def _reason(error: BaseException) -> str:
+    """The innermost "SomeError: message" line of a runner's failure report, else its first line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
+    return (errors[-1] if errors else (lines[0] if lines else type(error).__name__))[:500]
 
 
 def _finished(result) -> bool:

@@ -32,7 +32,7 @@ def collect(result: Any) -> dict[str, Any]:
 def format_summary(values: dict[str, Any]) -> str:
     if not values:
         return "metafix: no metrics were reported by the runner"
-    lines = ["metafix summary"]
+    lines = ["metafix summary (metrics as last reported by the runner)"]
     for name in ("records_in", "records_out", "dead_letters", "inference_errors"):
         lines.append(f"  {name:<28} {values.get(name, 0):>10}")
     for name in ("inference_batch_size", "inference_latency_ms"):

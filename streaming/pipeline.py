@@ -41,20 +41,31 @@ def _to_topic(key_value: tuple[bytes | None, bytes], topic: str) -> tuple[str, b
 
 
 class WriteOutputs(beam.PTransform):
-    """Encoded outputs to their topics through one producer (one flush per bundle)."""
+    """Encoded outputs to their topics, one write step per PCollection, through one producer.
+
+    The outputs are not flattened into one write: on Prism a Flatten runs in the runner and
+    ends the fused stage, so the reader's bundle, and its offset commit, would finish before
+    the records are written (see ``streaming/kafkaio.py``).
+    """
 
     def __init__(self, producer: ProducerConfig, topics: dict[str, str | None]):
         super().__init__()
         self._producer = producer
         self._topics = topics
 
-    def expand(self, encoded: dict[str, beam.PCollection]) -> beam.PCollection:
-        routed = [
-            encoded[name] | f"To{name.title().replace('_', '')}Topic" >> beam.Map(_to_topic, topic)
-            for name, topic in self._topics.items()
-            if topic
-        ]
-        return routed | "MergeMessages" >> beam.Flatten() | "Produce" >> WriteToKafkaTopics(self._producer)
+    def expand(self, encoded: dict[str, beam.PCollection | tuple[beam.PCollection, ...]]) -> None:
+        for name, topic in self._topics.items():
+            if not topic:
+                continue
+            parts = encoded[name] if isinstance(encoded[name], tuple) else (encoded[name],)
+            step = name.title().replace("_", "")
+            for i, part in enumerate(parts):
+                suffix = str(i) if len(parts) > 1 else ""
+                (
+                    part
+                    | f"To{step}Topic{suffix}" >> beam.Map(_to_topic, topic)
+                    | f"Produce{step}{suffix}" >> WriteToKafkaTopics(self._producer)
+                )
 
 
 def build_pipeline(p: beam.Pipeline, config: StreamConfig) -> None:

@@ -2,17 +2,66 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+
 from kafka import KafkaConsumer
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaError, KafkaTimeoutError, SaslAuthenticationFailedError
 
 from streaming.options import ConfigError, KafkaSettings, StreamConfig
 
 
+def _accepts_connections(bootstrap_servers: str, timeout_s: float = 2.0) -> bool:
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def _authentication_failed(kafka: KafkaSettings) -> ConfigError:
+    # Never the password: only the mechanism and the user name.
+    security = kafka.security
+    return ConfigError(
+        f"Kafka at {kafka.bootstrap_servers} closed the connection during SASL authentication "
+        f"({security.sasl_mechanism} as user {security.sasl_plain_username!r}): "
+        "wrong credentials, or a mechanism that listener does not enable"
+    )
+
+
+@contextlib.contextmanager
+def _client_logs_muted() -> Iterator[None]:
+    """kafka-python logs every failed attempt; a preflight reports the outcome in one line."""
+    kafka_log = logging.getLogger("kafka")
+    level = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        kafka_log.setLevel(level)
+
+
 def existing_topics(kafka: KafkaSettings, timeout_ms: int = 10_000) -> set[str]:
+    with _client_logs_muted():
+        return _existing_topics(kafka, timeout_ms)
+
+
+def _existing_topics(kafka: KafkaSettings, timeout_ms: int) -> set[str]:
     try:
         consumer = KafkaConsumer(**kafka.client_config(), request_timeout_ms=timeout_ms,
                                  bootstrap_timeout_ms=timeout_ms)
+    except SaslAuthenticationFailedError as e:
+        raise _authentication_failed(kafka) from e
     except KafkaTimeoutError as e:
+        # A broker that rejects SCRAM credentials just closes the connection, which the
+        # client retries until it times out: tell that apart from a broker that is away.
+        if kafka.security.security_protocol.startswith("SASL") and _accepts_connections(kafka.bootstrap_servers):
+            raise _authentication_failed(kafka) from e
         raise ConfigError(f"cannot reach Kafka at {kafka.bootstrap_servers}") from e
     except KafkaError as e:
         raise ConfigError(f"cannot connect to Kafka at {kafka.bootstrap_servers}: {type(e).__name__}: {e}") from e

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import struct
 from typing import Any
 
@@ -33,6 +34,15 @@ DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
 # Dead letters keep the raw payload, but not an unbounded one: a 10 MB hostile
 # message must not become a 10 MB dead letter that the sink cannot write.
 DEAD_LETTER_PAYLOAD_LIMIT = 64 << 10
+# The largest output record the job writes. Kafka's default max.message.bytes is 1 MiB plus
+# 12 bytes of batch overhead and a producer's default max_request_size is 1 MiB; a larger
+# output (a valid event just under --max-payload-bytes, with corrections) becomes a dead letter.
+MAX_OUTPUT_BYTES = 1_000_000
+# Deeper JSON is a dead letter before it is parsed: the parser's own limit (Python's
+# recursion limit) depends on how deep the call stack already is, so the same payload could
+# get another reason in the stream than in a replay. An event nests three levels deep.
+MAX_JSON_DEPTH = 64
+_JSON_STRUCTURE = re.compile(r'[\[\]{}"\\]')
 _TOP_LEVEL_STRINGS = ("event_time", "entity_id", "source")
 _TRACK_STRINGS = tuple(f for f in TRACK_FIELDS if f != "featured_artists")
 
@@ -86,6 +96,8 @@ def _decode_json(payload: bytes) -> dict[str, Any]:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as e:
         raise DecodeError("invalid_utf8", str(e)) from e
+    if json_nesting_exceeds(text, MAX_JSON_DEPTH):
+        raise DecodeError("json_too_deep", f"JSON nests arrays or objects deeper than {MAX_JSON_DEPTH}")
     try:
         obj = json.loads(text)
     except RecursionError as e:
@@ -95,6 +107,33 @@ def _decode_json(payload: bytes) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise DecodeError("wrong_type", f"top-level JSON is {type(obj).__name__}, expected an object")
     return _validate(_from_json(obj))
+
+
+def json_nesting_exceeds(text: str, limit: int) -> bool:
+    """True when arrays and objects in ``text`` nest deeper than ``limit`` (strings skipped).
+
+    One linear pass over the structural characters, stopping at the first level too deep.
+    """
+    depth, in_string, escaped_at = 0, False, -1
+    for m in _JSON_STRUCTURE.finditer(text):
+        at = m.start()
+        if at == escaped_at:
+            continue
+        char = text[at]
+        if in_string:
+            if char == "\\":
+                escaped_at = at + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
 
 
 def _json_text(value: Any, where: str, event_id: str | None) -> str | None:

@@ -5,6 +5,7 @@
 
     outputs = records | "CorrectCatalog" >> CorrectCatalog(model_dir)
     outputs.corrected, outputs.review, outputs.audit, outputs.dead_letter
+    outputs.dead_letter_parts   # the dead letters unmerged, for sinks fused with the source
 
 Input elements are Kafka records (anything with ``topic``, ``partition``,
 ``offset``, ``timestamp_ms``, ``key`` and ``value``). The DoFns here are thin:
@@ -35,10 +36,20 @@ MODEL_ERROR = "model_error"
 
 
 class CatalogOutputs(NamedTuple):
+    """The outputs of ``CorrectCatalog``.
+
+    ``dead_letter`` holds every dead letter. ``dead_letter_parts`` holds the same records
+    unmerged, one PCollection per step that makes them: a sink that must stay fused with
+    the source writes each part on its own, because a Flatten runs in the runner on Prism
+    and would end the fused stage, letting the source commit its offsets before the sink
+    has written (see ``streaming/kafkaio.py``).
+    """
+
     corrected: beam.PCollection
     review: beam.PCollection
     audit: beam.PCollection
     dead_letter: beam.PCollection
+    dead_letter_parts: dict[str, beam.PCollection]
 
 
 def _coords(record: Any) -> dict[str, Any]:
@@ -104,6 +115,17 @@ class CorrectionSettings:
     review_threshold: float | None = None
 
 
+# Far above every field's max_chars: values longer than this are broken or hostile input.
+LONG_TEXT_CHARS = 1024
+
+
+def longest_text(track: dict) -> int:
+    """Characters in the longest text value of a raw track."""
+    values = [v for v in track.values() if isinstance(v, str)]
+    values += [a for a in track.get("featured_artists") or () if isinstance(a, str)]
+    return max(map(len, values), default=0)
+
+
 class CorrectBatchFn(beam.DoFn):
     """Scores records in batches with the model and applies the decision policy.
 
@@ -156,7 +178,7 @@ class CorrectBatchFn(beam.DoFn):
         tracks = [event["track"] for (_, event), _, _ in batch]
         started = time.perf_counter()
         try:
-            scores: list[RecordScores] | None = self._predictor.predict(tracks)
+            scores: list[RecordScores] | None = self._score(tracks)
         except Exception as e:  # noqa: BLE001 - a failed batch is passed on flagged, never lost
             self._model_errors.inc(len(batch))
             scores, model_error = None, f"{type(e).__name__}: {e}"
@@ -167,6 +189,24 @@ class CorrectBatchFn(beam.DoFn):
                                          None if scores else model_error)
             value = WindowedValue(out, ts, (win,))
             yield value if tag is None else beam.pvalue.TaggedOutput(tag, value)
+
+    def _score(self, tracks: list[dict]) -> list[RecordScores]:
+        """The model's scores; a track with an over-long value is scored on its own.
+
+        The model's preprocessing pads the batch's strings to the longest one, so one
+        1 MB title in a batch of 512 would cost tens of GB; alone it costs a few hundred MB.
+        """
+        alone = {i for i, t in enumerate(tracks) if longest_text(t) > LONG_TEXT_CHARS}
+        if not alone:
+            return self._predictor.predict(tracks)
+        together = [i for i in range(len(tracks)) if i not in alone]
+        scores: list[RecordScores | None] = [None] * len(tracks)
+        if together:
+            for i, s in zip(together, self._predictor.predict([tracks[i] for i in together]), strict=True):
+                scores[i] = s
+        for i in sorted(alone):
+            [scores[i]] = self._predictor.predict([tracks[i]])
+        return scores
 
     def _correct_one(
         self, record: Any, event: dict, scores: RecordScores | None, model_error: str | None
@@ -243,31 +283,44 @@ class CorrectCatalog(beam.PTransform):
         routed = corrected.corrected | "RouteOutputs" >> beam.ParDo(RouteFn()).with_outputs(
             REVIEW, AUDIT, main="corrected"
         )
-        dead = (decoded[DEAD_LETTER], corrected[DEAD_LETTER]) | "MergeDeadLetters" >> beam.Flatten()
-        return CatalogOutputs(routed.corrected, routed[REVIEW], routed[AUDIT], dead)
+        parts = {"decode": decoded[DEAD_LETTER], "correct": corrected[DEAD_LETTER]}
+        dead = tuple(parts.values()) | "MergeDeadLetters" >> beam.Flatten()
+        return CatalogOutputs(routed.corrected, routed[REVIEW], routed[AUDIT], dead, parts)
 
 
 def _key_bytes(value: str | None) -> bytes | None:
     return value.encode("utf-8") if value is not None else None
 
 
-class EncodeFn(beam.DoFn):
-    """Output dicts to (key, Confluent-framed Avro) pairs; a record that fails to encode becomes a dead letter."""
+class OutputTooLarge(ValueError):
+    """An encoded output larger than a Kafka record may be."""
 
-    def __init__(self, schema_id: int, key_field: str):
+
+class EncodeFn(beam.DoFn):
+    """Output dicts to (key, Confluent-framed Avro) pairs; a record that fails to encode becomes a dead letter.
+
+    So does a record that encodes to more than ``max_bytes``: Kafka would refuse it for good,
+    and a refused send fails its bundle on every retry.
+    """
+
+    def __init__(self, schema_id: int, key_field: str, max_bytes: int = codec.MAX_OUTPUT_BYTES):
         self._schema_id = schema_id
         self._key_field = key_field
+        self._max_bytes = max_bytes
 
     def process(self, record: dict) -> Iterator[Any]:
         try:
-            yield _key_bytes(record.get(self._key_field)), codec.confluent_encode(self._schema_id, record)
+            value = codec.confluent_encode(self._schema_id, record)
+            if len(value) > self._max_bytes:
+                raise OutputTooLarge(f"{len(value)} bytes encoded > limit {self._max_bytes}")
+            yield _key_bytes(record.get(self._key_field)), value
         except Exception as e:  # noqa: BLE001
             Metrics.counter(METRICS_NAMESPACE, "dead_letters.encode").inc()
             coords = record.get("input") or {}
             yield beam.pvalue.TaggedOutput(
                 DEAD_LETTER,
                 codec.dead_letter(
-                    repr(record).encode("utf-8", "backslashreplace"),
+                    repr(record)[: codec.DEAD_LETTER_PAYLOAD_LIMIT].encode("utf-8", "backslashreplace"),
                     stage="encode",
                     error_type=type(e).__name__,
                     message=str(e),
@@ -288,12 +341,16 @@ def _encode_dead_letter(record: dict) -> tuple[bytes | None, bytes]:
 class EncodeOutputs(beam.PTransform):
     """Encodes every output for Kafka: {corrected, review, audit, dead_letter} -> (key, value) pairs.
 
-    Encoding failures join the dead letters.
+    ``dead_letter`` maps to a tuple of PCollections, left unmerged (see ``CatalogOutputs``):
+    the dead letters of each step, and the records of each output that failed to encode.
     """
 
-    def expand(self, outputs: CatalogOutputs) -> dict[str, beam.PCollection]:
-        encoded: dict[str, beam.PCollection] = {}
-        failures = []
+    def expand(self, outputs: CatalogOutputs) -> dict[str, beam.PCollection | tuple[beam.PCollection, ...]]:
+        encoded: dict[str, Any] = {}
+        dead = [
+            part | f"Encode{name.title()}DeadLetters" >> beam.Map(_encode_dead_letter)
+            for name, part in outputs.dead_letter_parts.items()
+        ]
         for name, pcoll, schema_id in (
             ("corrected", outputs.corrected, CORRECTED_SCHEMA_ID),
             ("review", outputs.review, CORRECTED_SCHEMA_ID),
@@ -303,7 +360,6 @@ class EncodeOutputs(beam.PTransform):
                 DEAD_LETTER, main="encoded"
             )
             encoded[name] = result.encoded
-            failures.append(result[DEAD_LETTER])
-        dead = (outputs.dead_letter, *failures) | "MergeEncodeFailures" >> beam.Flatten()
-        encoded[DEAD_LETTER] = dead | "EncodeDeadLetters" >> beam.Map(_encode_dead_letter)
+            dead.append(result[DEAD_LETTER] | f"Encode{name.title()}Failures" >> beam.Map(_encode_dead_letter))
+        encoded[DEAD_LETTER] = tuple(dead)
         return encoded
