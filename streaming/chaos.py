@@ -19,6 +19,8 @@ Scenarios:
   the job rides it out without a restart.
 * output: the output topic is deleted while the job runs and re-created later; input
   offsets must not be committed past records that could not be written.
+* refused: the output topic refuses the records for good (a message size limit): the job
+  stops with exit code 1, committing nothing unwritten; fixed and restarted, it loses nothing.
 * hostile: 10k generated hostile payloads (``streaming/hostile.py``) and 10 MB messages
   between normal events; each gets the decoder's verdict, the job stays up, memory stays
   bounded.
@@ -51,7 +53,12 @@ from typing import Any
 
 import psutil
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import ScramMechanism, UserScramCredentialUpsertion
+from kafka.admin import (
+    ConfigResource,
+    ConfigResourceType,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
 from kafka.errors import KafkaError
 
 from streaming.eventgen import Message, catalog_messages
@@ -512,8 +519,9 @@ def crash_restart(env: Env, events: int = 20_000, seed: int = 21, kills: int = 2
             target = events * (k + 1) // (kills + 1)
 
             def ready(r: OutputReader, target: int = target, before: dict = committed) -> bool:
-                return (len(r.coordinates()) >= target
-                        and committed_offsets(env.bootstrap, group) not in ({}, before))
+                # A fast job may have committed everything already: then it is killed idle.
+                return len(r.coordinates()) >= target and committed_offsets(env.bootstrap, group) not in (
+                    {}, before if len(r.coordinates()) < events else None)
 
             if not reader.read_until(ready, env.timeout_s, job):
                 raise TimeoutError(f"{len(reader.coordinates())} of {target} events out before kill {k + 1}")
@@ -544,7 +552,7 @@ def crash_restart(env: Env, events: int = 20_000, seed: int = 21, kills: int = 2
     return ScenarioResult.of("crash", account(sent, reader), started, rss.finish(), checks)
 
 
-def broker_restart(env: Env, events: int = 20_000, seed: int = 22, outage_s: float = 10.0,
+def broker_restart(env: Env, events: int = 20_000, seed: int = 22, outage_s: float = 30.0,
                    rate: float = 1500) -> ScenarioResult:
     """Stops the broker (a dedicated one) mid-stream for ``outage_s`` and starts it again."""
     started = time.monotonic()
@@ -624,6 +632,50 @@ def output_unavailable(env: Env, events: int = 20_000, seed: int = 23,
         reader.close()
         delete_job_topics(env.bootstrap, topics)
     return ScenarioResult.of("output", account(sent, reader), started, rss.finish(), checks)
+
+
+def output_refused(env: Env, events: int = 5000, seed: int = 27) -> ScenarioResult:
+    """The output topic refuses the job's records for good (its max.message.bytes is too small).
+
+    The job stops with exit code 1 and commits no offset past a record it could not write;
+    once the topic is fixed, a restart from the committed offsets gets everything out.
+    """
+    started = time.monotonic()
+    topics = create_job_topics(env.bootstrap, "refused")
+    set_topic_config(env.bootstrap, topics["out"], {"max.message.bytes": "200"})
+    group = f"g-{topics['in']}"
+    sent = produce_values(env.bootstrap, topics["in"], catalog_messages(events, seed=seed, bad_every=97))
+    job = env.job(topics, "refused", "--start-from", "committed", group_id=group).start()
+    rss = RssSampler(job)
+    rss.start()
+    reader = OutputReader(env.bootstrap, topics)
+    checks: dict[str, Any] = {}
+    try:
+        checks["first_exit"] = job.wait(env.timeout_s)
+        checks["failure_message"] = [line for line in job.log_text().splitlines()
+                                     if line.startswith("metafix stream: the pipeline failed")]
+        reader.drain(quiet_s=2)
+        committed = committed_offsets(env.bootstrap, group)
+        checks["committed_at_failure"] = committed
+        checks["committed_but_unwritten"] = unwritten_below_commit(committed, reader.coordinates())
+        set_topic_config(env.bootstrap, topics["out"], {"max.message.bytes": str(1 << 20)})
+        job.start()
+        checks["complete"] = reader.read_until(covers(s.coordinate for s in sent), env.timeout_s, job)
+        checks["job_alive"] = job.alive()
+    finally:
+        job.stop()
+        reader.drain(quiet_s=1)
+        reader.close()
+        delete_job_topics(env.bootstrap, topics)
+    return ScenarioResult.of("refused", account(sent, reader), started, rss.finish(), checks)
+
+
+def set_topic_config(bootstrap: str, topic: str, configs: Mapping[str, str]) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=dict(configs))])
+    finally:
+        admin.close()
 
 
 def _create_topic_again(bootstrap: str, topic: str, timeout_s: float = 60) -> None:
@@ -839,21 +891,22 @@ SCENARIOS: dict[str, Callable[..., ScenarioResult]] = {
     "crash": crash_restart,
     "broker": broker_restart,
     "output": output_unavailable,
+    "refused": output_refused,
     "hostile": hostile_input,
     "model": model_failure,
     "sasl": sasl_end_to_end,
 }
 # Events per scenario in ``make chaos`` (hostile: generated payloads; model and sasl run
 # the same code path as any other run and need fewer).
-FULL_EVENTS = {"crash": 20_000, "broker": 20_000, "output": 20_000, "hostile": 10_000,
-               "model": 5_000, "sasl": 5_000}
+FULL_EVENTS = {"crash": 20_000, "broker": 20_000, "output": 20_000, "refused": 5_000,
+               "hostile": 10_000, "model": 5_000, "sasl": 5_000}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streaming.chaos", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=None,
-                        help="events per scenario (default: 20000; hostile 10000; model, sasl 5000)")
+                        help="events per scenario (default: 20000; hostile 10000; refused, model, sasl 5000)")
     parser.add_argument("--model-dir", default=None)
     parser.add_argument("--port", type=int, default=19690, help="port of the chaos broker (default 19690)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios (default: all)")

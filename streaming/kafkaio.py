@@ -654,7 +654,7 @@ class _WriteFn(beam.DoFn):
             self._pending.append((message, self._producer.send(topic, key=key, value=value)))
         except KafkaError as error:
             if not error.retriable:
-                raise
+                raise KafkaWriteError(f"writing to {topic} failed and cannot be retried: {error}") from error
             self._held.append((message, error))
 
     def _settle(self, written: dict[str, int]) -> list[tuple[Message, KafkaError]]:
@@ -675,7 +675,9 @@ class _WriteFn(beam.DoFn):
             except KafkaError as error:
                 if not error.retriable:
                     # The bundle fails, so its input offsets stay uncommitted.
-                    raise
+                    raise KafkaWriteError(
+                        f"writing to {message[0]} failed and cannot be retried: {error}"
+                    ) from error
                 failed.append((message, error))
             else:
                 written[metadata.topic] = written.get(metadata.topic, 0) + 1
