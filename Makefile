@@ -10,8 +10,7 @@ KAFKA_PORT ?= 9092
 BEAM_VERSION := 2.77.0
 PRISM := $(STATE)/bin/prism
 MODEL_DIR ?= model/export
-# The Flink tests start an embedded Flink cluster; `make test-flink` runs them.
-PYTEST_ARGS ?= -m "not flink"
+PYTEST_ARGS ?=
 GCP_PROJECT ?=
 GCP_REGION ?= us-central1
 TEMPLATE_IMAGE ?= $(GCP_REGION)-docker.pkg.dev/$(GCP_PROJECT)/metafix/metafix-stream-launcher:latest
@@ -55,13 +54,13 @@ model: venv ## Train, evaluate-on-validation and export the default model into m
 evaluate: $(MODEL_DIR)/LATEST ## Evaluate the default model against the rules-only baseline (JSON + report)
 	$(VENV)/bin/metafix evaluate --model-dir $(MODEL_DIR) --json $(MODEL_DIR)/evaluation.json
 
-test: venv prism kafka-jars ## Run the test suite but the Flink tests (starts its own Kafka broker)
+test: venv prism kafka-jars flink-job-server ## Run the whole suite, Flink included (starts its own Kafka broker)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 flink-job-server: venv ## Resolve Beam's Flink job server (embedded Flink 1.19) from Maven Central into .state/flink
 	$(PY) -m streaming.flink jar
 
-test-flink: venv prism kafka-jars flink-job-server ## Run the replay and the streaming job on Flink (parallelism 2) and compare with Prism
+test-flink: venv prism kafka-jars flink-job-server ## Only the Flink tests: replay and streaming job on Flink (parallelism 2), compared with Prism
 	$(VENV)/bin/pytest -m flink
 
 dataflow-template: ## Build the Dataflow Flex Template image and spec (needs docker, gcloud, GCP_PROJECT; see README, Deploying)

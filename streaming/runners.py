@@ -6,8 +6,8 @@ pipelines with real streaming semantics: watermarks, windows, GroupByKey and
 state emit while the job runs, splittable DoFns checkpoint and resume, and
 bundle finalizers (which commit Kafka offsets) are called. The DirectRunner's
 FnApiRunner fallback streams only a single fused stage and never emits after a
-GroupByKey, so it is not the default; it stays selectable with
-``--runner=FnApiRunner``.
+GroupByKey, so it is not the default for ``metafix stream``; it stays
+selectable with ``--runner=FnApiRunner``, and bounded replays use it.
 """
 
 from __future__ import annotations
@@ -37,10 +37,18 @@ def prism_location() -> str | None:
 
 
 def with_local_defaults(options: PipelineOptions, *, streaming: bool) -> PipelineOptions:
-    """Fills in the runner (Prism, in process) when the command line names none."""
+    """Fills in the runner when the command line names none.
+
+    Streaming jobs get Prism (in process). Bounded replays get the FnApiRunner:
+    they need no streaming semantics, and without Prism's gRPC data plane
+    between runner and worker a replay ran 1.45x as fast here (100k events
+    from Avro: 4.1k vs 2.8k records/s).
+    """
     standard = options.view_as(StandardOptions)
     if streaming:
         standard.streaming = True
+    if standard.runner is None and not streaming:
+        standard.runner = "FnApiRunner"
     if standard.runner is None:
         location = prism_location()
         if location is None:
