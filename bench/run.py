@@ -98,13 +98,19 @@ def _job(bootstrap: str, topics: dict[str, str], model_dir: str, metrics_file: s
 
 
 def _stop(job: subprocess.Popen) -> None:
+    # SIGTERM to the job alone: it cancels the pipeline and writes its metrics file while the
+    # runner is still up; whatever of its process group is left afterwards is killed.
     if job.poll() is None:
-        os.killpg(job.pid, signal.SIGTERM)
+        job.send_signal(signal.SIGTERM)
         try:
             job.wait(timeout=90)
         except subprocess.TimeoutExpired:
-            os.killpg(job.pid, signal.SIGKILL)
+            job.kill()
             job.wait()
+    try:
+        os.killpg(job.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _topics(bootstrap: str) -> dict[str, str]:

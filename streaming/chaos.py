@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import (
     ConfigResource,
     ConfigResourceType,
@@ -61,7 +61,7 @@ from kafka.admin import (
 )
 from kafka.errors import KafkaError
 
-from streaming.eventgen import Message, catalog_messages
+from streaming.eventgen import Message, catalog_messages, produce
 from streaming.local_kafka import (
     HOST,
     LocalKafka,
@@ -117,26 +117,9 @@ class Sent:
 
 def produce_values(bootstrap: str, topic: str, messages: Iterable[Message], *,
                    rate: float | None = None, **producer_config: Any) -> list[Sent]:
-    """Sends messages (at ``rate`` per second if given) and waits for every ack."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, acks="all",
-                             **producer_config)
-    pending = []
-    started = time.monotonic()
-    try:
-        for i, m in enumerate(messages):
-            if rate:
-                delay = started + i / rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            pending.append((m, producer.send(topic, key=m.key, value=m.value)))
-        producer.flush()
-        sent = []
-        for m, future in pending:
-            meta = future.get(timeout=60)
-            sent.append(Sent(meta.partition, meta.offset, m.value, m.event_id, m.bad_kind))
-        return sent
-    finally:
-        producer.close()
+    """Sends messages (at ``rate`` per second if given), waits for every ack, keeps where each landed."""
+    return [Sent(p, o, m.value, m.event_id, m.bad_kind)
+            for m, p, o in produce(bootstrap, topic, messages, rate=rate, **producer_config)]
 
 
 class BackgroundProducer(threading.Thread):

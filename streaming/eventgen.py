@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -85,7 +85,7 @@ def catalog_messages(
 def produce(
     bootstrap: str,
     topic: str,
-    messages: Iterator[Message],
+    messages: Iterable[Message],
     *,
     rate: float | None = None,
     **producer_config,
@@ -102,6 +102,10 @@ def produce(
                     time.sleep(delay)
             sent.append((message, producer.send(topic, key=message.key, value=message.value)))
         producer.flush()
-        return [(m, f.get().partition, f.get().offset) for m, f in sent]
+        landed = []
+        for m, future in sent:
+            meta = future.get(timeout=60)
+            landed.append((m, meta.partition, meta.offset))
+        return landed
     finally:
         producer.close()
