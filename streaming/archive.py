@@ -8,8 +8,9 @@ Files hold ``ArchivedEvent`` records (the Kafka record with its coordinates),
 which ``metafix replay --input '<archive_dir>/**/*.avro'`` reads back into the
 same records the stream saw, so a replay gives byte-identical outputs. A file is
 written under a temporary name and renamed in ``finish_bundle``, before the
-bundle's offsets are committed; a retried bundle rewrites the same name, so the
-archive holds each offset range once.
+bundle's offsets are committed. A retried bundle that covers the same offsets
+rewrites the same file; one split differently can leave overlapping files, so
+the archive is at-least-once like the outputs (``record_key`` de-duplicates).
 """
 
 from __future__ import annotations
