@@ -31,7 +31,13 @@ from streaming.options import MetafixOptions, ReplayConfig, replay_config
 from streaming.pipeline import WriteOutputs
 from streaming.runners import with_local_defaults
 from transforms import codec, records
-from transforms.composites import DEAD_LETTER, CorrectCatalog, CorrectionSettings, EncodeOutputs
+from transforms.composites import (
+    DEAD_LETTER,
+    CorrectCatalog,
+    CorrectionSettings,
+    EncodeOutputs,
+    merged_dead_letters,
+)
 
 
 def _from_text_line(file_and_line: tuple[str, bytes]) -> KafkaRecord:
@@ -136,7 +142,7 @@ def build_replay_pipeline(p: beam.Pipeline, config: ReplayConfig) -> None:
     if config.output:
         outputs.corrected | "WriteCorrectedFile" >> WriteRecordFile(config.output, config.output_format)
         (
-            outputs.dead_letter
+            merged_dead_letters(outputs)
             | "DeadLettersToJson" >> beam.Map(records.to_json_line)
             | "WriteDeadLetterFile" >> beam.io.WriteToText(
                 dead_letter_path(config.output), num_shards=1, shard_name_template=""

@@ -4,8 +4,8 @@
 ``metafix replay`` apply, so streaming and replay run exactly the same logic::
 
     outputs = records | "CorrectCatalog" >> CorrectCatalog(model_dir)
-    outputs.corrected, outputs.review, outputs.audit, outputs.dead_letter
-    outputs.dead_letter_parts   # the dead letters unmerged, for sinks fused with the source
+    outputs.corrected, outputs.review, outputs.audit
+    outputs.dead_letter_parts   # the dead letters, one PCollection per step that makes them
 
 Input elements are Kafka records (anything with ``topic``, ``partition``,
 ``offset``, ``timestamp_ms``, ``key`` and ``value``). The DoFns here are thin:
@@ -38,18 +38,22 @@ MODEL_ERROR = "model_error"
 class CatalogOutputs(NamedTuple):
     """The outputs of ``CorrectCatalog``.
 
-    ``dead_letter`` holds every dead letter. ``dead_letter_parts`` holds the same records
-    unmerged, one PCollection per step that makes them: a sink that must stay fused with
-    the source writes each part on its own, because a Flatten runs in the runner on Prism
-    and would end the fused stage, letting the source commit its offsets before the sink
-    has written (see ``streaming/kafkaio.py``).
+    ``dead_letter_parts`` holds the dead letters unmerged, one PCollection per step that
+    makes them: a sink that must stay fused with the source writes each part on its own,
+    because a Flatten runs in the runner on Prism and would end the fused stage, letting
+    the source commit its offsets before the sink has written (see ``streaming/kafkaio.py``).
+    A bounded sink may merge them (``merged_dead_letters``).
     """
 
     corrected: beam.PCollection
     review: beam.PCollection
     audit: beam.PCollection
-    dead_letter: beam.PCollection
     dead_letter_parts: dict[str, beam.PCollection]
+
+
+def merged_dead_letters(outputs: CatalogOutputs) -> beam.PCollection:
+    """Every dead letter in one PCollection, for sinks that need not stay fused with the source."""
+    return tuple(outputs.dead_letter_parts.values()) | "MergeDeadLetters" >> beam.Flatten()
 
 
 def _coords(record: Any) -> dict[str, Any]:
@@ -284,8 +288,7 @@ class CorrectCatalog(beam.PTransform):
             REVIEW, AUDIT, main="corrected"
         )
         parts = {"decode": decoded[DEAD_LETTER], "correct": corrected[DEAD_LETTER]}
-        dead = tuple(parts.values()) | "MergeDeadLetters" >> beam.Flatten()
-        return CatalogOutputs(routed.corrected, routed[REVIEW], routed[AUDIT], dead, parts)
+        return CatalogOutputs(routed.corrected, routed[REVIEW], routed[AUDIT], parts)
 
 
 def _key_bytes(value: str | None) -> bytes | None:

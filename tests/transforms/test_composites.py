@@ -21,6 +21,7 @@ from transforms.composites import (
     CorrectionSettings,
     EncodeFn,
     longest_text,
+    merged_dead_letters,
 )
 from transforms.fields import SCORED_FIELD_NAMES
 from transforms.policy import RecordScores, Thresholds, correct_track
@@ -74,7 +75,7 @@ def test_a_batch_the_model_fails_on_goes_out_uncorrected_and_flagged(tiny_model_
         assert_that(outputs.corrected | "Outcome" >> beam.Map(_outcome), equal_to(expected), label="AllOut")
         assert_that(outputs.review | "ReviewIds" >> beam.Map(_event_id),
                     equal_to([m.event_id for m in messages]), label="AllForReview")
-        assert_that(outputs.dead_letter, equal_to([]), label="NoDeadLetters")
+        assert_that(merged_dead_letters(outputs), equal_to([]), label="NoDeadLetters")
 
     # Without scores only the deterministic normalisations apply: no model field changes.
     corrected_fields = {c["field"] for e in expected for c in json.loads(e[4])}
