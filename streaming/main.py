@@ -5,6 +5,7 @@
                      [--review-topic ...] [--audit-topic ...] [--start-from committed] [--runner ...]
     metafix replay   --input 'events/*.jsonl' --output out.jsonl --format jsonl
     metafix diff     --input events.jsonl --model-a DIR --model-b DIR
+    metafix archive compact --archive-dir DIR [--hour dt=YYYY-MM-DD/hour=HH | --closed-before TIME]
     metafix train    --output-dir model/export [--config tiny|full]
     metafix evaluate --model-dir model/export --json evaluation.json
     metafix demo
@@ -34,7 +35,7 @@ from streaming import preflight
 from streaming.metrics_summary import print_summary
 from streaming.options import ConfigError, MetafixOptions, stream_config
 from streaming.pipeline import build_pipeline
-from streaming.runners import with_local_defaults
+from streaming.runners import pipeline_runner, with_local_defaults
 
 log = logging.getLogger("metafix")
 
@@ -51,7 +52,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     config = stream_config(options)
     preflight.check_stream(config)
     options = with_local_defaults(options, streaming=True)
-    pipeline = beam.Pipeline(options=options)
+    pipeline = beam.Pipeline(runner=pipeline_runner(options), options=options)
     build_pipeline(pipeline, config)
     result = pipeline.run()
     log.info("metafix stream: running; reading %s, writing %s", config.input_topic, config.output_topic)
@@ -135,6 +136,10 @@ def _command(name: str) -> Callable[[list[str]], int]:
         from streaming.diff import run as diff
 
         return diff
+    if name == "archive":
+        from streaming.archive_compact import run as archive
+
+        return archive
     if name == "demo":
         from streaming.demo import run as demo
 
