@@ -78,6 +78,11 @@ demo: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Run the streaming job on a lo
 bench: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Measure throughput, latency and memory; writes bench/results/latest.json
 	$(PY) -m bench.run --model-dir $(MODEL_DIR)
 
+SOAK_MINUTES ?= 30
+SOAK_RATE ?= 1000
+soak: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Run the job for SOAK_MINUTES (30) at SOAK_RATE (1000) events/s; memory, lag, every event accounted; writes bench/results/soak.json
+	$(PY) -m bench.soak --minutes $(SOAK_MINUTES) --rate $(SOAK_RATE) --model-dir $(MODEL_DIR)
+
 chaos: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Fault scenarios (crash, broker restart, output loss, hostile input, model, SASL); writes bench/results/chaos.json
 	$(PY) -m streaming.chaos --model-dir $(MODEL_DIR)
 
@@ -91,4 +96,4 @@ lint: venv ## ruff
 clean: ## Remove broker state and caches (keeps the virtualenv and the model)
 	rm -rf $(STATE)/kafka-* .pytest_cache
 
-.PHONY: help venv prism kafka-jars kafka-up kafka-down model evaluate test flink-job-server test-flink dataflow-template demo bench chaos compact lint clean
+.PHONY: help venv prism kafka-jars kafka-up kafka-down model evaluate test flink-job-server test-flink dataflow-template demo bench soak chaos compact lint clean

@@ -329,6 +329,10 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
         self._read_retries = Metrics.counter("kafkaio", "read_retries")
         # Per partition: (time of the first failure in a row, failures in a row).
         self._read_failures: dict[TopicPartition, tuple[float, int]] = {}
+        # Partitions whose last offset commit failed (coordinator away, a group rebalancing):
+        # their next bundle commits even if it reads nothing, or a partition that went quiet
+        # would keep its old offset and a restart would read it all again.
+        self._commit_behind: set[TopicPartition] = set()
 
     def teardown(self) -> None:
         for consumer in self._consumers.values():
@@ -407,8 +411,10 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
             claimed.append(record)
         yield from map(self._output, claimed)
         self._count(tp.topic, claimed)
-        if claimed and self._config.group_id is not None:
-            bundle_finalizer.register(functools.partial(self._commit, tp, claimed[-1].offset + 1))
+        # Every record before this bundle's start came out in an earlier, completed bundle.
+        commit_to = claimed[-1].offset + 1 if claimed else restriction.start
+        if self._config.group_id is not None and (claimed or tp in self._commit_behind):
+            bundle_finalizer.register(functools.partial(self._commit, tp, commit_to))
         else:
             # Prism asks to finalize every bundle of a stage that may need it, and the SDK
             # harness logs a traceback for a bundle that registered nothing.
@@ -489,10 +495,12 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
             self._consumers[tp].commit({tp: OffsetAndMetadata(offset, "", -1)},
                                        timeout_ms=self._config.commit_timeout_ms)
             self._commits.inc()
+            self._commit_behind.discard(tp)
         except KafkaError as error:
-            # Best effort, like any finalization: the next finalized bundle commits a later
-            # offset, and a crash before then only re-reads records.
+            # Best effort, like any finalization: the partition's next finalized bundle commits
+            # again, and a crash before then only re-reads records.
             self._commit_failures.inc()
+            self._commit_behind.add(tp)
             log.warning("committing %s[%d] at %d failed: %r", tp.topic, tp.partition, offset, error)
 
 

@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 import apache_beam as beam
+import grpc
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from streaming import preflight
@@ -92,9 +93,7 @@ def _wait_until_stopped(result: beam.runners.runner.PipelineResult) -> str | Non
         waiter = threading.Thread(target=_wait_quietly, args=(result, stop, failures), daemon=True)
         waiter.start()
         stop.wait()
-        if not _finished(result):
-            log.info("metafix stream: stopping")
-            result.cancel()
+        _cancel_unless_finished(result)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -112,11 +111,35 @@ def _wait_quietly(result, stop: threading.Event, failures: list[BaseException]) 
     stop.set()
 
 
+def _cancel_unless_finished(result: beam.runners.runner.PipelineResult) -> None:
+    """Cancels the job if the runner still runs it; a runner that is gone has nothing left to cancel.
+
+    A job service that outlives this process (Flink, a job endpoint) would otherwise keep running a
+    job whose restarted copy a supervisor has already started.
+    """
+    try:
+        if not _finished(result):
+            log.info("metafix stream: stopping")
+            result.cancel()
+    except grpc.RpcError as e:
+        log.warning("metafix stream: the runner is unreachable (%s), nothing to cancel", _rpc_status(e))
+
+
 def _reason(error: BaseException) -> str:
     """The innermost "SomeError: message" line of a runner's failure report, else its first line."""
+    if isinstance(error, grpc.RpcError):
+        # The job's state stream broke: the runner process died or its job service went away.
+        return f"lost the runner: {_rpc_status(error)}"[:500]
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
     return (errors[-1] if errors else (lines[0] if lines else type(error).__name__))[:500]
+
+
+def _rpc_status(error: grpc.RpcError) -> str:
+    """'UNAVAILABLE: Socket closed' for a call's error; an RpcError that is no call has only its type."""
+    if isinstance(error, grpc.Call):
+        return f"{error.code().name}: {error.details()}"
+    return type(error).__name__
 
 
 def _finished(result) -> bool:
@@ -160,6 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # kafka-python reports every reconnect at INFO; the job logs its own retries.
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    # Beam logs starting and stopping the runner's job service as warnings, the stop from an
+    # exit handler after the job's own last line; the job reports its start and end itself.
+    logging.getLogger("apache_beam.utils.subprocess_server").setLevel(logging.ERROR)
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
         return 0 if args else 2

@@ -151,7 +151,11 @@ class CorrectBatchFn(beam.DoFn):
 
     def setup(self) -> None:
         model_dir = self._settings.model_dir
-        self._predictor = self._shared_handle.acquire(lambda: _LoadedModel(model_dir), tag=model_dir).predictor
+        # The holder itself is kept: Beam's Shared holds it only weakly (and keeps alive just the
+        # last object any Shared acquired), so a DoFn holding only the predictor would let it be
+        # collected, and the next setup (the SDK harness recreates idle DoFns) load it again.
+        self._model = self._shared_handle.acquire(lambda: _LoadedModel(model_dir), tag=model_dir)
+        self._predictor = self._model.predictor
         base = self._predictor.thresholds
         self._thresholds = Thresholds(
             apply=self._settings.apply_threshold if self._settings.apply_threshold is not None else base.apply,

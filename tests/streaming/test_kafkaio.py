@@ -13,9 +13,11 @@ from pathlib import Path
 import apache_beam as beam
 import pytest
 from apache_beam.io.restriction_trackers import OffsetRange
+from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineResult
+from apache_beam.runners.sdf_utils import RestrictionTrackerView, ThreadsafeRestrictionTracker
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -26,12 +28,15 @@ from streaming.kafkaio import (
     ConsumerConfig,
     KafkaRecord,
     KafkaSecurity,
+    PartitionRead,
     PartitionTracker,
     ProducerConfig,
     ReadFromKafka,
+    ReadPartitionFn,
     StartPosition,
     WriteToKafka,
     WriteToKafkaTopics,
+    _WriteFn,
     resolve_start_offset,
     resolve_stop_offset,
 )
@@ -480,3 +485,100 @@ def test_unbounded_job_rides_out_a_broker_restart(private_broker: LocalKafka) ->
     finally:
         job.terminate()
         job.join(timeout=30)
+
+
+class BundleFinalizer:
+    """What the runner does with a bundle's finalization callbacks, once the bundle is committed."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[[], None]] = []
+
+    def register(self, callback: Callable[[], None]) -> None:
+        self._callbacks.append(callback)
+
+    def finalize(self) -> None:
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+
+def read_bundle(fn: ReadPartitionFn, partition: PartitionRead, start: int, finalizer: BundleFinalizer) -> list:
+    """One bundle of an unbounded read of `partition` from `start`, as a runner calls it."""
+    tracker = RestrictionTrackerView(ThreadsafeRestrictionTracker(PartitionTracker(OffsetRange(start, UNBOUNDED))))
+    return [out.value for out in fn.process(partition, finalizer, tracker, ManualWatermarkEstimator(None))]
+
+
+@pytest.mark.kafka
+def test_a_failed_offset_commit_is_made_good_by_the_next_bundle_even_if_it_reads_nothing(
+    kafka_bootstrap, topic_factory
+) -> None:
+    topic = topic_factory("quiet", partitions=1)
+    group = f"{topic}-group"
+    produce(kafka_bootstrap, topic, [(b"k%d" % i, b"v", 0) for i in range(10)])
+    # A member of the job's group (someone's console consumer, a rebalance under way) makes
+    # the broker refuse the reader's commits, which come from outside the group's generation.
+    member = KafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    deadline = time.monotonic() + 30
+    while not member.assignment() and time.monotonic() < deadline:
+        member.poll(timeout_ms=200)
+    fn = ReadPartitionFn(ConsumerConfig(kafka_bootstrap, (topic,), group_id=group, start="committed"))
+    fn.setup()
+    partition = PartitionRead(topic, 0, 0, None, 10)
+    finalizer = BundleFinalizer()
+    try:
+        assert len(read_bundle(fn, partition, 0, finalizer)) == 10
+        finalizer.finalize()
+        assert committed_offsets(kafka_bootstrap, group) == {}
+
+        # The member leaves; no record arrives after the failed commit.
+        member.close()
+        assert read_bundle(fn, partition, 10, finalizer) == []
+        finalizer.finalize()
+    finally:
+        fn.teardown()
+
+    assert committed_offsets(kafka_bootstrap, group) == {0: 10}
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_reads_writes_and_commits_go_on_after_the_broker_closes_idle_connections(tmp_path: Path) -> None:
+    # The broker drops connections idle for a second (10 minutes by default): a quiet output
+    # topic's producer and the commit path's coordinator connection meet this after every pause.
+    broker = LocalKafka(port=free_port(), state_dir=tmp_path,
+                        extra_properties={"connections.max.idle.ms": "1000"})
+    broker.start()
+    bootstrap = broker.bootstrap
+    source, sink = unique_topic_name("idle-in"), unique_topic_name("idle-out")
+    create_topic(bootstrap, source, 1)
+    create_topic(bootstrap, sink, 1)
+    group = f"{source}-group"
+    reader = ReadPartitionFn(ConsumerConfig(bootstrap, (source,), group_id=group, start="committed"))
+    writer = _WriteFn(ProducerConfig(bootstrap, retry_timeout_ms=30_000))
+    reader.setup()
+    writer.setup()
+    finalizer = BundleFinalizer()
+    position = 0
+    try:
+        for pause in range(3):
+            produce(bootstrap, source, [(b"k%d-%d" % (pause, i), b"v", 0) for i in range(5)])
+            records = read_bundle(reader, PartitionRead(source, 0, position, None, 0), position, finalizer)
+            writer.start_bundle()
+            for record in records:
+                writer.process((sink, record.key, record.value))
+            writer.finish_bundle()
+            finalizer.finalize()
+            position += len(records)
+            # Idle for several times the broker's limit: it closes every connection of both clients.
+            time.sleep(3)
+    finally:
+        writer.teardown()
+        reader.teardown()
+    try:
+        written = consume_all(bootstrap, sink, expected=15)
+        committed = committed_offsets(bootstrap, group)
+    finally:
+        broker.stop()
+
+    assert sorted(m.key for m in written) == sorted(b"k%d-%d" % (p, i) for p in range(3) for i in range(5))
+    assert committed == {0: 15}

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import apache_beam as beam
+import psutil
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from kafka import KafkaConsumer
@@ -29,9 +30,10 @@ from streaming.chaos import (
     output_unavailable,
     sasl_end_to_end,
 )
+from streaming.eventgen import catalog_messages, produce
 from streaming.kafkaio import ProducerConfig, WriteToKafka
 from streaming.local_kafka import create_topic, delete_topics, unique_topic_name
-from tests.streaming.jobs import start_stream_job
+from tests.streaming.jobs import read_until, start_stream_job, stop_job
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -183,3 +185,25 @@ def test_a_write_fails_its_bundle_once_the_retry_bound_is_spent(kafka_bootstrap)
     # The runner re-raises the writer's KafkaWriteError with its message.
     with pytest.raises(Exception, match="failed for .* s, giving up: KafkaTimeoutError"):
         p.run().wait_until_finish()
+
+
+def test_the_job_exits_with_one_line_when_its_runner_dies(kafka_bootstrap, topic_factory, tiny_model_dir) -> None:
+    topics = {"in": topic_factory("runner-in", partitions=1),
+              **{name: topic_factory(f"runner-{name}", partitions=1) for name in ("out", "review", "audit", "dead")}}
+    job = start_stream_job(kafka_bootstrap, topics, str(tiny_model_dir), "--start-from", "earliest")
+    try:
+        sent = produce(kafka_bootstrap, topics["in"], catalog_messages(20, seed=5, bad_every=0))
+        read_until(kafka_bootstrap, [topics["out"]], lambda s: len(s[topics["out"]]) >= len(sent),
+                   timeout_s=240, job=job)
+        [runner] = [p for p in psutil.Process(job.pid).children(recursive=True) if p.name() == "prism"]
+
+        runner.kill()
+        # A supervisor restarts a job that exits; one that hangs with a dead runner stays down.
+        out, _ = job.communicate(timeout=120)
+    finally:
+        stop_job(job)
+
+    # The last line says why, whatever the runner's threads logged before it.
+    assert job.returncode == 1
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("metafix stream: the pipeline failed: lost the runner: UNAVAILABLE"), out[-4000:]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import apache_beam as beam
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.utils import shared
 
+from model.serving import Predictor
 from schemas import CORRECTED_SCHEMA_ID
 from streaming.eventgen import catalog_messages
 from streaming.kafkaio import KafkaRecord
@@ -17,6 +21,7 @@ from transforms import codec, records
 from transforms.composites import (
     DEAD_LETTER,
     MODEL_ERROR,
+    CorrectBatchFn,
     CorrectCatalog,
     CorrectionSettings,
     EncodeFn,
@@ -101,3 +106,29 @@ def test_an_output_too_large_for_kafka_becomes_a_dead_letter() -> None:
         assert_that(out.encoded, equal_to([]), label="NothingEncoded")
         assert_that(out[DEAD_LETTER] | "Summary" >> beam.Map(_dead_letter_summary),
                     equal_to([("encode", "OutputTooLarge", 7, "e1", True)]), label="OneDeadLetter")
+
+
+class _Other:
+    """Any other object a step of the same process holds through a Beam Shared handle."""
+
+
+def test_the_model_is_loaded_once_however_often_the_step_is_set_up(monkeypatch) -> None:
+    loads = []
+
+    def load(model_dir: str) -> SimpleNamespace:
+        loads.append(model_dir)
+        return SimpleNamespace(thresholds=Thresholds(apply=0.9, review=0.5), version="v1")
+
+    monkeypatch.setattr(Predictor, "load", load)
+    handle = shared.Shared()
+    first = CorrectBatchFn(CorrectionSettings(model_dir="model/export"), handle)
+    first.setup()
+    # Beam keeps alive only the object last acquired through any Shared handle in the process.
+    other = shared.Shared().acquire(_Other)
+    gc.collect()
+    # The SDK harness sets up a new instance when it runs bundles in parallel or replaces an idle one.
+    second = CorrectBatchFn(CorrectionSettings(model_dir="model/export"), handle)
+    second.setup()
+
+    assert loads == ["model/export"]
+    assert other is not None
