@@ -7,7 +7,6 @@
     metafix diff     --input events.jsonl --model-a DIR --model-b DIR
     metafix train    --output-dir model/export [--config tiny|full]
     metafix evaluate --model-dir model/export --json evaluation.json
-    metafix demo
 
 Every subcommand takes ``--help``. Bad options, an unreachable broker, a
 missing topic or model end the command with one line on stderr and exit code 2.
@@ -19,7 +18,6 @@ loses nothing.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 import signal
@@ -29,10 +27,12 @@ from collections.abc import Callable, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.runner import PipelineState
 
-from streaming import preflight
+from model.training import evaluate, train
+from streaming import diff, preflight, replay
 from streaming.metrics_summary import print_summary
-from streaming.options import ConfigError, MetafixOptions, stream_config
+from streaming.options import ConfigError, MetafixOptions, stream_config, wants_help
 from streaming.pipeline import build_pipeline
 from streaming.runners import with_local_defaults
 
@@ -65,24 +65,13 @@ def run(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def wants_help(argv: Sequence[str] | None, prog: str, doc: str | None) -> bool:
-    """Prints the metafix flags for ``--help``; any standard Beam option is accepted too."""
-    if not {"-h", "--help"} & set(argv or []):
-        return False
-    parser = argparse.ArgumentParser(prog=prog, description=doc,
-                                     epilog="Standard Beam pipeline options (--runner, ...) are accepted too.")
-    MetafixOptions._add_argparse_args(parser)  # noqa: SLF001 - the options class owns its flags
-    parser.print_help()
-    return True
-
-
 def _wait_until_stopped(result: beam.runners.runner.PipelineResult) -> str | None:
     """Waits for a signal or the pipeline's end; the failure's one-line reason if it failed by itself."""
     stop = threading.Event()
     requested = threading.Event()
     failures: list[BaseException] = []
 
-    def _on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
+    def _on_signal(signum, frame):  # the signal handler signature
         requested.set()
         stop.set()
 
@@ -119,35 +108,17 @@ def _reason(error: BaseException) -> str:
 
 
 def _finished(result) -> bool:
-    from apache_beam.runners.runner import PipelineState
-
     return PipelineState.is_terminal(result.state)
 
 
-def _command(name: str) -> Callable[[list[str]], int]:
-    if name == "stream":
-        return run
-    if name == "replay":
-        from streaming.replay import run as replay
-
-        return replay
-    if name == "diff":
-        from streaming.diff import run as diff
-
-        return diff
-    if name == "demo":
-        from streaming.demo import run as demo
-
-        return demo
-    if name == "train":
-        from model.train import main as train
-
-        return train
-    if name == "evaluate":
-        from model.evaluate import main as evaluate
-
-        return evaluate
-    raise KeyError(name)
+# Subcommand -> its run function; each module parses its own flags.
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "stream": run,
+    "replay": replay.run,
+    "diff": diff.run,
+    "train": train.main,
+    "evaluate": evaluate.main,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,9 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_usage())
         return 0 if args else 2
     name, rest = args[0], args[1:]
-    try:
-        command = _command(name)
-    except KeyError:
+    command = COMMANDS.get(name)
+    if command is None:
         print(f"metafix: unknown command {name!r}\n{_usage()}", file=sys.stderr)
         return 2
     try:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import apache_beam as beam
 
 from streaming.archive import ArchiveEvents
+from streaming.composites import DEAD_LETTER, CorrectCatalog, CorrectionSettings, EncodeOutputs
 from streaming.kafkaio import ConsumerConfig, ProducerConfig, ReadFromKafka, WriteToKafkaTopics
 from streaming.options import StreamConfig
-from transforms.composites import DEAD_LETTER, CorrectCatalog, CorrectionSettings, EncodeOutputs
 
 
 def correction_settings(config: StreamConfig) -> CorrectionSettings:

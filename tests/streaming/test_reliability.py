@@ -1,6 +1,6 @@
 """Reliability: no event is lost under crashes, broker faults and hostile input.
 
-The scenarios are those of ``make chaos`` (``streaming/chaos.py``), with fewer events:
+The scenarios are those of ``make chaos`` (``harness/chaos.py``), with fewer events:
 each runs the real job (``metafix stream`` on Prism, in a child process) against a real
 broker, injects a fault, and accounts for every input by its coordinates in the decoded
 output and dead-letter topics. Then the writer's retries on their own, model faults at
@@ -18,8 +18,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from kafka import KafkaConsumer
 
-from model.serving import resolve_version_dir
-from streaming.chaos import (
+from harness.chaos import (
     Env,
     ScenarioResult,
     broker_restart,
@@ -29,9 +28,10 @@ from streaming.chaos import (
     output_unavailable,
     sasl_end_to_end,
 )
+from harness.jobs import StreamJob
+from harness.local_kafka import create_topic, delete_topics, unique_topic_name
+from model.serving import resolve_version_dir
 from streaming.kafkaio import ProducerConfig, WriteToKafka
-from streaming.local_kafka import create_topic, delete_topics, unique_topic_name
-from tests.streaming.jobs import start_stream_job
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -135,9 +135,9 @@ def test_a_corrupt_model_fails_the_job_at_start(kafka_bootstrap, topic_factory, 
     (corrupt / "saved_model.pb").write_bytes(b"\x08\x01garbage, not a SavedModel" * 10)
     topics = {name: topic_factory(name, partitions=1) for name in ("in", "out", "review", "audit", "dead")}
 
-    job = start_stream_job(kafka_bootstrap, topics, str(corrupt))
-    job.wait(timeout=180)
-    out = job.stdout.read()
+    job = StreamJob(kafka_bootstrap, topics, corrupt, tmp_path / "job.log").start()
+    job.wait(timeout_s=180)
+    out = job.log_text()
 
     assert job.returncode == 2
     assert "--model-dir: cannot load the SavedModel" in out

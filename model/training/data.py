@@ -1,6 +1,6 @@
 """Seed tracks for training and evaluation, and the split by seed record.
 
-A seed is one clean canonical track. ``model/corrupt.py`` makes malformed
+A seed is one clean canonical track. ``model/training/corrupt.py`` makes malformed
 (and legitimately odd-looking) copies of seeds; the model learns to tell them
 apart. Three sources, in ``data_dir`` (``/work/shared/data/catalog``):
 
@@ -72,7 +72,7 @@ from transforms import correctors
 from transforms.fields import GENRES
 
 # The repository sits next to the shared folder (work/main, work/shared); CI lays it out the same way.
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "catalog"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "catalog"
 CHINOOK_FILE = "chinook_tracks.csv"
 MSD_FILE = "msd_subset_unique_tracks.txt"
 MSD_SEPARATOR = "<SEP>"

@@ -24,6 +24,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
+from model.serving import Predictor
 from schemas import AUDIT_SCHEMA_ID, CORRECTED_SCHEMA_ID
 from transforms import codec, records
 from transforms.policy import RecordScores, Thresholds, correct_track
@@ -104,8 +105,6 @@ class _LoadedModel:
     """Holder for a predictor shared by all DoFn instances of a worker process."""
 
     def __init__(self, model_dir: str):
-        from model.serving import Predictor  # TensorFlow is imported where the model is used.
-
         self.predictor = Predictor.load(model_dir)
 
 
