@@ -17,6 +17,7 @@ Nothing installed imports ``harness``, ``bench``, ``dataflow`` or ``tests``.
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -153,11 +154,14 @@ def test_pure_field_logic_needs_no_beam_or_tensorflow() -> None:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Built from a copy: setuptools writes build/ and *.egg-info beside the setup.py it runs.
+    source = tmp_path_factory.mktemp("source") / "metafix"
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".state", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", "export"))
     out = tmp_path_factory.mktemp("wheel")
-    build = tmp_path_factory.mktemp("build")
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO_ROOT)],
-        capture_output=True, text=True, timeout=300, cwd=build,
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), "."],
+        capture_output=True, text=True, timeout=300, cwd=source,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     (found,) = out.glob("metafix-*.whl")

@@ -71,9 +71,8 @@ from transforms.fields import (
     SCORED_FIELD_NAMES,
     SWAP_CLASS,
     TEXT_CLASSES,
+    TEXT_FIELDS,
 )
-
-TEXT_FIELDS = ("title", "artist", "album")
 
 
 @dataclass(frozen=True)

@@ -48,19 +48,20 @@ from model.training.metrics import (
 )
 from model.training.report import write_report
 from transforms import rules
-from transforms.fields import ALL_CLASSES, CLEAN, SCORED_FIELD_NAMES, SCORED_FIELDS, SWAP_CLASS
+from transforms.fields import (
+    ALL_CLASSES,
+    CLEAN,
+    ERROR_CLASS,
+    SCORED_FIELD_NAMES,
+    SCORED_FIELDS,
+    SWAP_CLASS,
+)
 from transforms.policy import correct_track
 
 # Generator seed offset of the second corruption seed: far from every
 # offset train() uses (model.training.train.SPLIT_SEED_OFFSETS).
 SECOND_SEED_OFFSET = 1_000
 THROUGHPUT_BATCH = 512
-# Title classes whose corrector also fills another field from the title.
-_EXTRA_FIELDS = {
-    "featured_in_title": "featured_artists",
-    "explicit_in_title": "explicit",
-    "track_number_prefix": "track_number",
-}
 
 
 # --------------------------------------------------------------------------- detection
@@ -107,7 +108,7 @@ def _fixed(example: Any, result: Any, name: str, error_class: str) -> bool:
     ok = result.track.get(name) == example.expected.get(name)
     if name in example.expect_review:  # nothing can correct it: kept and flagged
         ok = ok and name in result.review_fields
-    extra = _EXTRA_FIELDS.get(error_class)
+    extra = ERROR_CLASS[error_class].fills if error_class in ERROR_CLASS else None
     if extra is not None:  # what the title corrector took out must land in its field
         ok = ok and result.track.get(extra) == example.expected.get(extra)
     return ok

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from transforms.fields import FIELD_SPECS, GENRES, SCORED_FIELD_NAMES
+from transforms.fields import FIELD_SPECS, GENRES, SCORED_FIELD_NAMES, TEXT_FIELDS
 
 # Code-point id space. Ids below are chosen so that the characters that tell
 # error classes apart keep their own id: C0/C1 control characters, Latin-1 and
@@ -42,7 +42,6 @@ _OTHER_BUCKETS = 14
 CHAR_VOCAB_SIZE = _OTHER_BASE + _OTHER_BUCKETS  # 512
 _TABLE_SIZE = 0x2100  # code points with their own table entry; the rest are "other"
 
-TEXT_FIELDS: tuple[str, ...] = ("title", "artist", "album")
 MAX_WORDS = 12
 WORD_VOCAB_TOP_K = 20_000
 WORD_VOCAB_NAME = "words"

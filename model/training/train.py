@@ -43,7 +43,14 @@ from model.signature import SWAPPED_OUTPUT, probs_output, raw_columns
 from model.training.corrupt import Example, generate
 from model.training.data import DEFAULT_DATA_DIR, Seed, load_seeds, split_seeds
 from model.training.metrics import detection_report, false_correction_counts
-from transforms.fields import CLEAN, FIELD_SPECS, SCORED_FIELD_NAMES, SCORED_FIELDS, SWAP_CLASS
+from transforms.fields import (
+    CLEAN,
+    FIELD_SPECS,
+    SCORED_FIELD_NAMES,
+    SCORED_FIELDS,
+    SWAP_CLASS,
+    TEXT_FIELDS,
+)
 
 DEFAULT_OUTPUT_DIR = Path(__file__).resolve().parents[1] / "export"
 TRANSFORM_DIR = "transform_fn"
@@ -340,7 +347,7 @@ def build_model(
     """
     import tf_keras as keras
 
-    from model.training.preprocessing import CHAR_VOCAB_SIZE, MAX_WORDS, TEXT_FIELDS
+    from model.training.preprocessing import CHAR_VOCAB_SIZE, MAX_WORDS
     from model.training.preprocessing import word_vocab_size as wv_size
 
     layers = keras.layers

@@ -31,7 +31,7 @@ from streaming.options import REPO_ROOT
 from streaming.replay import dead_letter_path
 from transforms.codec import confluent_decode
 
-pytestmark = [pytest.mark.flink, pytest.mark.slow]
+pytestmark = [pytest.mark.flink, pytest.mark.prism, pytest.mark.slow]
 
 # Enough partitions that both instances of the reading step get some: Flink spreads
 # them by a hash of the partition's restriction, so with 12 the chance that one

@@ -33,7 +33,7 @@ from harness.local_kafka import create_topic, delete_topics, unique_topic_name
 from model.serving import resolve_version_dir
 from streaming.kafkaio import ProducerConfig, WriteToKafka
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.prism, pytest.mark.slow]
 
 # The most records one bundle of the job can hold: --max-records-per-poll for each of the
 # input's 3 partitions.

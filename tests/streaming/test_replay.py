@@ -24,6 +24,7 @@ def metafix(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.kafka
+@pytest.mark.prism
 def test_replaying_the_archive_gives_byte_identical_records(kafka_bootstrap, topic_factory, tiny_model_dir,
                                                             tmp_path):
     topics = {name: topic_factory(name, partitions=3 if name == "in" else 1)

@@ -18,7 +18,7 @@ from transforms import records
 from transforms.codec import decode_event
 from transforms.policy import correct_track
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.prism, pytest.mark.slow]
 
 # Corruptions that any trained model gets right: each event, the field, the
 # delivered value and the canonical value the job must write.
