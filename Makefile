@@ -57,8 +57,8 @@ evaluate: $(MODEL_DIR)/LATEST ## Evaluate the default model against the rules-on
 test: venv prism kafka-jars flink-job-server ## Run the whole suite, Flink included (starts its own Kafka broker)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-unit: venv ## The fast loop: tests that need no broker, no Prism and no Flink (under 2 minutes)
-	$(VENV)/bin/pytest -m "not kafka and not prism and not flink" $(PYTEST_ARGS)
+test-unit: venv ## The fast loop (under 2 minutes): no broker, no Prism, no Flink, nothing marked slow
+	$(VENV)/bin/pytest -m "not kafka and not prism and not flink and not slow" $(PYTEST_ARGS)
 
 flink-job-server: venv ## Resolve Beam's Flink job server (embedded Flink 1.19) from Maven Central into .state/flink
 	$(PY) -m harness.flink jar
