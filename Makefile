@@ -84,10 +84,14 @@ bench: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Measure throughput, latency 
 chaos: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Fault scenarios (crash, broker restart, output loss, hostile input, model, SASL); writes bench/results/chaos.json
 	$(PY) -m harness.chaos --model-dir $(MODEL_DIR)
 
+ARCHIVE_DIR ?= archive
+compact: venv ## Compact the closed hours of the stream archive in ARCHIVE_DIR (one file per partition and hour)
+	$(VENV)/bin/metafix archive compact --archive-dir $(ARCHIVE_DIR)
+
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
 clean: ## Remove broker state and caches (keeps the virtualenv and the model)
 	rm -rf $(STATE)/kafka-* .pytest_cache
 
-.PHONY: help venv prism kafka-jars kafka-up kafka-down model evaluate test test-unit flink-job-server test-flink dataflow-template demo bench chaos lint clean
+.PHONY: help venv prism kafka-jars kafka-up kafka-down model evaluate test test-unit flink-job-server test-flink dataflow-template demo bench chaos compact lint clean

@@ -5,6 +5,7 @@
                      [--review-topic ...] [--audit-topic ...] [--start-from committed] [--runner ...]
     metafix replay   --input 'events/*.jsonl' --output out.jsonl --format jsonl
     metafix diff     --input events.jsonl --model-a DIR --model-b DIR
+    metafix archive compact --archive-dir DIR [--hour dt=YYYY-MM-DD/hour=HH | --closed-before TIME]
     metafix train    --output-dir model/export [--config tiny|full]
     metafix evaluate --model-dir model/export --json evaluation.json
 
@@ -30,11 +31,11 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
 from model.training import evaluate, train
-from streaming import diff, preflight, replay
+from streaming import archive_compact, diff, preflight, replay
 from streaming.metrics_summary import print_summary
 from streaming.options import ConfigError, MetafixOptions, stream_config, wants_help
 from streaming.pipeline import build_pipeline
-from streaming.runners import with_local_defaults
+from streaming.runners import pipeline_runner, with_local_defaults
 
 log = logging.getLogger("metafix")
 
@@ -51,7 +52,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     config = stream_config(options)
     preflight.check_stream(config)
     options = with_local_defaults(options, streaming=True)
-    pipeline = beam.Pipeline(options=options)
+    pipeline = beam.Pipeline(runner=pipeline_runner(options), options=options)
     build_pipeline(pipeline, config)
     result = pipeline.run()
     log.info("metafix stream: running; reading %s, writing %s", config.input_topic, config.output_topic)
@@ -116,6 +117,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "stream": run,
     "replay": replay.run,
     "diff": diff.run,
+    "archive": archive_compact.run,
     "train": train.main,
     "evaluate": evaluate.main,
 }

@@ -36,7 +36,7 @@ from streaming.kafkaio import ConsumerConfig, KafkaRecord, ProducerConfig, ReadF
 from streaming.metrics_summary import print_summary
 from streaming.options import MetafixOptions, ReplayConfig, replay_config, wants_help
 from streaming.pipeline import WriteOutputs
-from streaming.runners import with_local_defaults
+from streaming.runners import pipeline_runner, with_local_defaults
 from transforms import codec, records
 
 
@@ -170,7 +170,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         )
     preflight.check_model(config.model_dir)
     options = with_local_defaults(options, streaming=False)
-    pipeline = beam.Pipeline(options=options)
+    pipeline = beam.Pipeline(runner=pipeline_runner(options), options=options)
     build_replay_pipeline(pipeline, config)
     started = time.monotonic()
     result = pipeline.run()

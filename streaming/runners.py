@@ -8,6 +8,14 @@ bundle finalizers (which commit Kafka offsets) are called. The DirectRunner's
 FnApiRunner fallback streams only a single fused stage and never emits after a
 GroupByKey, so it is not the default for ``metafix stream``; it stays
 selectable with ``--runner=FnApiRunner``, and bounded replays use it.
+
+Portable runners (Prism, Flink, a job endpoint) are created by ``pipeline_runner``
+rather than by name: Beam's ``JobServiceHandle`` opens the job's state and message
+streams with ``timeout=--job_server_timeout`` (300 s by default), so every job that
+ran longer than that lost both streams with DEADLINE_EXCEEDED, and the runner then
+cancelled the job (apache/beam#35867). Those two streams last as long as the job;
+the deadline stays on the calls that submit it (DescribePipelineOptions, Prepare)
+and on waiting for the job server, where it belongs.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from apache_beam.options.pipeline_options import (
     PrismRunnerOptions,
     StandardOptions,
 )
+from apache_beam.runners.portability import flink_runner, portable_runner, prism_runner
+from apache_beam.runners.runner import PipelineRunner
 
 from streaming.options import REPO_ROOT, ConfigError
 
@@ -58,3 +68,63 @@ def with_local_defaults(options: PipelineOptions, *, streaming: bool) -> Pipelin
         options.view_as(PortableOptions).environment_type = "LOOPBACK"
         options.view_as(PrismRunnerOptions).prism_location = location
     return options
+
+
+class _JobStreamsWithoutDeadline:
+    """A job service stub whose state and message streams have no deadline.
+
+    Everything else (Prepare, Run, GetState, Cancel, metrics) goes to the stub as is.
+    """
+
+    def __init__(self, stub) -> None:
+        self._stub = stub
+
+    def __getattr__(self, name: str):
+        return getattr(self._stub, name)
+
+    def GetStateStream(self, request, timeout=None, **kwargs):  # noqa: N802, ARG002 - gRPC stub method name; the deadline is dropped on purpose
+        return self._stub.GetStateStream(request, **kwargs)
+
+    def GetMessageStream(self, request, timeout=None, **kwargs):  # noqa: N802, ARG002 - gRPC stub method name; the deadline is dropped on purpose
+        return self._stub.GetMessageStream(request, **kwargs)
+
+
+class _LongLivedJobStreams:
+    """Mixin for a portable runner: the job's streams live as long as the job."""
+
+    def create_job_service_handle(self, job_service, options) -> portable_runner.JobServiceHandle:
+        handle = super().create_job_service_handle(job_service, options)
+        handle.job_service = _JobStreamsWithoutDeadline(handle.job_service)
+        return handle
+
+
+class PrismRunner(_LongLivedJobStreams, prism_runner.PrismRunner):
+    """Beam's PrismRunner, whose job outlives ``--job_server_timeout``."""
+
+
+class FlinkRunner(_LongLivedJobStreams, flink_runner.FlinkRunner):
+    """Beam's FlinkRunner, whose job outlives ``--job_server_timeout``."""
+
+
+class PortableRunner(_LongLivedJobStreams, portable_runner.PortableRunner):
+    """Beam's PortableRunner (``--job_endpoint``), whose job outlives ``--job_server_timeout``."""
+
+
+_PORTABLE_RUNNERS: dict[str, type[PipelineRunner]] = {
+    "prism": PrismRunner,
+    "flink": FlinkRunner,
+    "portable": PortableRunner,
+}
+
+
+def pipeline_runner(options: PipelineOptions) -> PipelineRunner | str | None:
+    """The runner to build the pipeline with: ours for portable runners, else the name as given.
+
+    Names are matched as Beam matches them: any case, with or without "Runner".
+    """
+    name = options.view_as(StandardOptions).runner
+    if not isinstance(name, str):
+        return name
+    key = name.lower().removesuffix("runner")
+    runner_class = _PORTABLE_RUNNERS.get(key)
+    return runner_class() if runner_class is not None else name
