@@ -37,13 +37,13 @@ $(PRISM):
 prism: $(PRISM) ## Build Beam's Prism runner (the local streaming runner) from the Go module proxy
 
 kafka-jars: venv ## Fetch the pinned Apache Kafka jars from Maven Central (cached in ~/.m2)
-	$(PY) -m streaming.local_kafka jars
+	$(PY) -m harness.local_kafka jars
 
 kafka-up: kafka-jars ## Start a local KRaft broker on 127.0.0.1:KAFKA_PORT (default 9092) and wait until it is ready
-	$(PY) -m streaming.local_kafka up --port $(KAFKA_PORT)
+	$(PY) -m harness.local_kafka up --port $(KAFKA_PORT)
 
 kafka-down: venv ## Stop the local broker on KAFKA_PORT
-	$(PY) -m streaming.local_kafka down --port $(KAFKA_PORT)
+	$(PY) -m harness.local_kafka down --port $(KAFKA_PORT)
 
 $(MODEL_DIR)/LATEST: | venv
 	$(VENV)/bin/metafix train --output-dir $(MODEL_DIR) --config full
@@ -57,8 +57,11 @@ evaluate: $(MODEL_DIR)/LATEST ## Evaluate the default model against the rules-on
 test: venv prism kafka-jars flink-job-server ## Run the whole suite, Flink included (starts its own Kafka broker)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+test-unit: venv ## The fast loop (under 2 minutes): no broker, no Prism, no Flink, nothing marked slow
+	$(VENV)/bin/pytest -m "not kafka and not prism and not flink and not slow" $(PYTEST_ARGS)
+
 flink-job-server: venv ## Resolve Beam's Flink job server (embedded Flink 1.19) from Maven Central into .state/flink
-	$(PY) -m streaming.flink jar
+	$(PY) -m harness.flink jar
 
 test-flink: venv prism kafka-jars flink-job-server ## Only the Flink tests: replay and streaming job on Flink (parallelism 2), compared with Prism
 	$(VENV)/bin/pytest -m flink
@@ -73,7 +76,7 @@ dataflow-template: ## Build the Dataflow Flex Template image and spec (needs doc
 		--image $(TEMPLATE_IMAGE) --sdk-language PYTHON --metadata-file dataflow/metadata.json
 
 demo: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Run the streaming job on a local broker with a realistic event stream
-	$(VENV)/bin/metafix demo --model-dir $(MODEL_DIR)
+	$(PY) -m harness.demo --model-dir $(MODEL_DIR)
 
 bench: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Measure throughput, latency and memory; writes bench/results/latest.json
 	$(PY) -m bench.run --model-dir $(MODEL_DIR)
@@ -84,7 +87,7 @@ soak: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Run the job for SOAK_MINUTES 
 	$(PY) -m bench.soak --minutes $(SOAK_MINUTES) --rate $(SOAK_RATE) --model-dir $(MODEL_DIR)
 
 chaos: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Fault scenarios (crash, broker restart, output loss, hostile input, model, SASL); writes bench/results/chaos.json
-	$(PY) -m streaming.chaos --model-dir $(MODEL_DIR)
+	$(PY) -m harness.chaos --model-dir $(MODEL_DIR)
 
 ARCHIVE_DIR ?= archive
 compact: venv ## Compact the closed hours of the stream archive in ARCHIVE_DIR (one file per partition and hour)
@@ -96,4 +99,4 @@ lint: venv ## ruff
 clean: ## Remove broker state and caches (keeps the virtualenv and the model)
 	rm -rf $(STATE)/kafka-* .pytest_cache
 
-.PHONY: help venv prism kafka-jars kafka-up kafka-down model evaluate test flink-job-server test-flink dataflow-template demo bench soak chaos compact lint clean
+.PHONY: help venv prism kafka-jars kafka-up kafka-down model evaluate test test-unit flink-job-server test-flink dataflow-template demo bench soak chaos compact lint clean

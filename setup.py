@@ -3,6 +3,8 @@
 Installs the ``metafix`` command. Also the ``--setup_file`` that Beam runners
 (Flink, Dataflow) use to stage the packages and schemas onto workers; the model
 is never packaged: workers read it from the path or URL given with --model-dir.
+The harness (``harness/``: local broker, fault scenarios, demo, Flink job-server
+builder), ``bench/`` and ``tests/`` are never installed.
 """
 
 from setuptools import find_packages, setup
@@ -12,8 +14,8 @@ setup(
     version="0.1.0",
     description="Detect and correct malformed music catalog metadata in a Beam streaming job",
     python_requires=">=3.11",
-    packages=find_packages(include=["streaming", "streaming.*", "transforms", "transforms.*", "model", "model.*", "schemas"]),
-    package_data={"schemas": ["*.avsc", "registry.json"], "streaming": ["kafka/pom.xml"]},
+    packages=find_packages(include=["streaming", "transforms", "model", "model.*", "schemas"]),
+    package_data={"schemas": ["*.avsc", "registry.json"]},
     install_requires=[
         "tensorflow==2.21.0",
         "tf-keras==2.21.0",

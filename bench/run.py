@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -36,15 +35,16 @@ import numpy as np
 import psutil
 from kafka import KafkaConsumer, KafkaProducer
 
-from schemas import CATALOG_UPDATE_EVENT
-from streaming.eventgen import catalog_messages, produce
-from streaming.local_kafka import (
+from harness.eventgen import catalog_messages, produce
+from harness.jobs import StreamJob
+from harness.local_kafka import (
     LocalKafka,
     create_topic,
     port_is_open,
     serves_kafka,
     unique_topic_name,
 )
+from schemas import CATALOG_UPDATE_EVENT
 from streaming.options import REPO_ROOT, resolve_model_dir
 from transforms import codec
 
@@ -86,31 +86,10 @@ class TreeSampler:
         return sum(self._cpu.values())
 
 
-def _job(bootstrap: str, topics: dict[str, str], model_dir: str, metrics_file: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "streaming.main", "stream", "--bootstrap-servers", bootstrap,
-         "--input-topic", topics["in"], "--output-topic", topics["out"], "--dead-letter-topic", topics["dead"],
-         "--audit-topic", topics["audit"], "--review-topic", topics["review"],
-         "--group-id", f"bench-{topics['in']}", "--start-from", "earliest", "--model-dir", model_dir,
-         "--metrics-file", metrics_file],
-        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-
-
-def _stop(job: subprocess.Popen) -> None:
-    # SIGTERM to the job alone: it cancels the pipeline and writes its metrics file while the
-    # runner is still up; whatever of its process group is left afterwards is killed.
-    if job.poll() is None:
-        job.send_signal(signal.SIGTERM)
-        try:
-            job.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            job.kill()
-            job.wait()
-    try:
-        os.killpg(job.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+def _job(bootstrap: str, topics: dict[str, str], model_dir: str, metrics_file: str) -> StreamJob:
+    return StreamJob(bootstrap, topics, model_dir, Path(metrics_file).with_suffix(".log"),
+                     "--start-from", "earliest", "--metrics-file", metrics_file,
+                     group_id=f"bench-{topics['in']}").start()
 
 
 def _topics(bootstrap: str) -> dict[str, str]:
@@ -147,7 +126,8 @@ def bench_e2e(bootstrap: str, model_dir: str, n: int) -> dict:
         seen = _drain(bootstrap, [topics["out"], topics["dead"]], n, timeout_s=1800)
     finally:
         cpu = sampler.stop()
-        _stop(job)
+        # SIGTERM: the job cancels the pipeline and writes its metrics file while the runner is up.
+        job.stop(timeout_s=90)
     arrivals = sorted(t for *_, t in seen)
     window = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else float("nan")
     metrics = json.loads(Path(metrics_file).read_text()) if Path(metrics_file).exists() else {}
@@ -193,7 +173,8 @@ def bench_latency(bootstrap: str, model_dir: str, rate: float, seconds: float) -
         reader.join()
     finally:
         cpu = sampler.stop()
-        _stop(job)
+        # SIGTERM: the job cancels the pipeline and writes its metrics file while the runner is up.
+        job.stop(timeout_s=90)
     latencies = []
     for _, ts, value, _ in consumer_result:
         _, record = codec.confluent_decode(value)

@@ -36,9 +36,10 @@ import psutil
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 # The harness pieces (broker, events, job process, committed offsets) in one place.
-from streaming.chaos import StreamJob, committed_offsets, create_job_topics, delete_job_topics
-from streaming.eventgen import Message, catalog_messages
-from streaming.local_kafka import LocalKafka, port_is_open, serves_kafka
+from harness.chaos import create_job_topics, delete_job_topics
+from harness.eventgen import Message, catalog_messages
+from harness.jobs import StreamJob, committed_offsets
+from harness.local_kafka import LocalKafka, port_is_open, serves_kafka
 from streaming.options import REPO_ROOT, resolve_model_dir
 from transforms.codec import confluent_decode
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from model.preprocessing import SWAPPED_OUTPUT, probs_output, raw_columns
+from model.signature import SWAPPED_OUTPUT, probs_output, raw_columns
 from transforms.fields import SCORED_FIELD_NAMES, SCORED_FIELDS
 from transforms.policy import RecordScores, Thresholds
 

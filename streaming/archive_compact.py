@@ -57,10 +57,10 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas import ARCHIVED_EVENT
+from streaming.composites import METRICS_NAMESPACE
 from streaming.metrics_summary import collect
 from streaming.options import ConfigError, MetafixOptions, parse_time_ms
 from streaming.runners import with_local_defaults
-from transforms.composites import METRICS_NAMESPACE
 
 log = logging.getLogger("metafix")
 

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from streaming.replay import run as replay
 from transforms.fields import TRACK_FIELDS
 
 NONE = "-"
@@ -109,8 +110,6 @@ def run(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the report as JSON here")
     parser.add_argument("--examples", type=int, default=3)
     args, beam_args = parser.parse_known_args(list(argv or []))
-    from streaming.replay import run as replay
-
     outputs = []
     with tempfile.TemporaryDirectory(prefix="metafix-diff-") as tmp:
         for name, model_dir in (("a", args.model_a), ("b", args.model_b)):

@@ -8,7 +8,6 @@
     metafix archive compact --archive-dir DIR [--hour dt=YYYY-MM-DD/hour=HH | --closed-before TIME]
     metafix train    --output-dir model/export [--config tiny|full]
     metafix evaluate --model-dir model/export --json evaluation.json
-    metafix demo
 
 Every subcommand takes ``--help``. Bad options, an unreachable broker, a
 missing topic or model end the command with one line on stderr and exit code 2.
@@ -20,7 +19,6 @@ loses nothing.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 import signal
@@ -31,10 +29,12 @@ from collections.abc import Callable, Sequence
 import apache_beam as beam
 import grpc
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.runner import PipelineState
 
-from streaming import preflight
+from model.training import evaluate, train
+from streaming import archive_compact, diff, preflight, replay
 from streaming.metrics_summary import print_summary
-from streaming.options import ConfigError, MetafixOptions, stream_config
+from streaming.options import ConfigError, MetafixOptions, stream_config, wants_help
 from streaming.pipeline import build_pipeline
 from streaming.runners import pipeline_runner, with_local_defaults
 
@@ -55,27 +55,23 @@ def run(argv: Sequence[str] | None = None) -> int:
     options = with_local_defaults(options, streaming=True)
     pipeline = beam.Pipeline(runner=pipeline_runner(options), options=options)
     build_pipeline(pipeline, config)
+    # Beam's job-message reader thread raises when the runner goes away; through logging its
+    # traceback can be silenced once the job's own reason has been given (see below).
+    threading.excepthook = _log_thread_error
     result = pipeline.run()
     log.info("metafix stream: running; reading %s, writing %s", config.input_topic, config.output_topic)
     failure = _wait_until_stopped(result)
     print_summary(result, metrics_file=options.view_as(MetafixOptions).metrics_file)
     if failure is not None:
+        # The dying runner's threads go on logging their broken streams while the process
+        # exits; dropping those keeps the reason the last line a supervisor's journal shows.
+        logging.disable(logging.CRITICAL)
+        sys.stdout.flush()
         # Offsets stay committed only up to what was written: a restart with
         # --start-from committed resumes without losing anything.
         print(f"metafix stream: the pipeline failed: {failure}", file=sys.stderr)
         return 1
     return 0
-
-
-def wants_help(argv: Sequence[str] | None, prog: str, doc: str | None) -> bool:
-    """Prints the metafix flags for ``--help``; any standard Beam option is accepted too."""
-    if not {"-h", "--help"} & set(argv or []):
-        return False
-    parser = argparse.ArgumentParser(prog=prog, description=doc,
-                                     epilog="Standard Beam pipeline options (--runner, ...) are accepted too.")
-    MetafixOptions._add_argparse_args(parser)  # noqa: SLF001 - the options class owns its flags
-    parser.print_help()
-    return True
 
 
 def _wait_until_stopped(result: beam.runners.runner.PipelineResult) -> str | None:
@@ -84,7 +80,7 @@ def _wait_until_stopped(result: beam.runners.runner.PipelineResult) -> str | Non
     requested = threading.Event()
     failures: list[BaseException] = []
 
-    def _on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
+    def _on_signal(signum, frame):  # the signal handler signature
         requested.set()
         stop.set()
 
@@ -101,6 +97,12 @@ def _wait_until_stopped(result: beam.runners.runner.PipelineResult) -> str | Non
         log.error("metafix stream: the pipeline failed", exc_info=failures[0])
         return _reason(failures[0])
     return None
+
+
+def _log_thread_error(args: threading.ExceptHookArgs) -> None:
+    name = args.thread.name if args.thread is not None else "a thread"
+    log.warning("metafix stream: %s ended with an error", name,
+                exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
 
 
 def _wait_quietly(result, stop: threading.Event, failures: list[BaseException]) -> None:
@@ -143,39 +145,18 @@ def _rpc_status(error: grpc.RpcError) -> str:
 
 
 def _finished(result) -> bool:
-    from apache_beam.runners.runner import PipelineState
-
     return PipelineState.is_terminal(result.state)
 
 
-def _command(name: str) -> Callable[[list[str]], int]:
-    if name == "stream":
-        return run
-    if name == "replay":
-        from streaming.replay import run as replay
-
-        return replay
-    if name == "diff":
-        from streaming.diff import run as diff
-
-        return diff
-    if name == "archive":
-        from streaming.archive_compact import run as archive
-
-        return archive
-    if name == "demo":
-        from streaming.demo import run as demo
-
-        return demo
-    if name == "train":
-        from model.train import main as train
-
-        return train
-    if name == "evaluate":
-        from model.evaluate import main as evaluate
-
-        return evaluate
-    raise KeyError(name)
+# Subcommand -> its run function; each module parses its own flags.
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "stream": run,
+    "replay": replay.run,
+    "diff": diff.run,
+    "archive": archive_compact.run,
+    "train": train.main,
+    "evaluate": evaluate.main,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -190,9 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_usage())
         return 0 if args else 2
     name, rest = args[0], args[1:]
-    try:
-        command = _command(name)
-    except KeyError:
+    command = COMMANDS.get(name)
+    if command is None:
         print(f"metafix: unknown command {name!r}\n{_usage()}", file=sys.stderr)
         return 2
     try:

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 from apache_beam.metrics.metric import MetricsFilter
 
-from transforms.composites import METRICS_NAMESPACE
+from streaming.composites import METRICS_NAMESPACE
 
 
 def collect(result: Any) -> dict[str, Any]:

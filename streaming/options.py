@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -229,3 +230,14 @@ def replay_config(options: PipelineOptions, *, interactive: bool) -> ReplayConfi
         max_payload_bytes=o.max_payload_bytes,
         progress=o.progress == "on" or (o.progress == "auto" and interactive),
     )
+
+
+def wants_help(argv: Sequence[str] | None, prog: str, doc: str | None) -> bool:
+    """Prints the metafix flags for ``--help``; any standard Beam option is accepted too."""
+    if not {"-h", "--help"} & set(argv or []):
+        return False
+    parser = argparse.ArgumentParser(prog=prog, description=doc,
+                                     epilog="Standard Beam pipeline options (--runner, ...) are accepted too.")
+    MetafixOptions._add_argparse_args(parser)  # the options class owns its flags
+    parser.print_help()
+    return True

@@ -1,8 +1,10 @@
-"""Pipeline graphs: ``build_pipeline`` for the streaming job, ``build_replay_pipeline`` for replay.
+"""The streaming job's graph: ``build_pipeline``, and ``WriteOutputs``, which replay shares.
 
-Both apply the same ``CorrectCatalog`` composite; they differ only in where
-records come from and where results go. These functions only wire named
-composites; the logic lives in ``transforms/`` and ``streaming/kafkaio.py``.
+``build_pipeline`` (here) and ``build_replay_pipeline`` (``streaming/replay.py``) apply
+the same ``CorrectCatalog`` composite (``streaming/composites.py``); they differ only in
+where records come from and where results go. These functions only wire named
+composites; the logic lives in ``transforms/`` (pure field logic), ``model/serving.py``
+and ``streaming/kafkaio.py``.
 """
 
 from __future__ import annotations
@@ -10,9 +12,15 @@ from __future__ import annotations
 import apache_beam as beam
 
 from streaming.archive import ArchiveEvents
+from streaming.composites import (
+    DEAD_LETTER,
+    CorrectCatalog,
+    CorrectionSettings,
+    EncodeOutputs,
+    step_name,
+)
 from streaming.kafkaio import ConsumerConfig, ProducerConfig, ReadFromKafka, WriteToKafkaTopics
 from streaming.options import StreamConfig
-from transforms.composites import DEAD_LETTER, CorrectCatalog, CorrectionSettings, EncodeOutputs
 
 
 def correction_settings(config: StreamConfig) -> CorrectionSettings:
@@ -53,18 +61,19 @@ class WriteOutputs(beam.PTransform):
         self._producer = producer
         self._topics = topics
 
-    def expand(self, encoded: dict[str, beam.PCollection | tuple[beam.PCollection, ...]]) -> None:
+    def expand(self, encoded: dict[str, beam.PCollection | dict[str, beam.PCollection]]) -> None:
         for name, topic in self._topics.items():
             if not topic:
                 continue
-            parts = encoded[name] if isinstance(encoded[name], tuple) else (encoded[name],)
-            step = name.title().replace("_", "")
-            for i, part in enumerate(parts):
-                suffix = str(i) if len(parts) > 1 else ""
+            # Steps are named by output and stage, never by position: Dataflow --update and
+            # Flink savepoints match steps by name.
+            parts = encoded[name] if isinstance(encoded[name], dict) else {"": encoded[name]}
+            for stage, part in parts.items():
+                step = step_name(name) + step_name(stage)
                 (
                     part
-                    | f"To{step}Topic{suffix}" >> beam.Map(_to_topic, topic)
-                    | f"Produce{step}{suffix}" >> WriteToKafkaTopics(self._producer)
+                    | f"To{step}Topic" >> beam.Map(_to_topic, topic)
+                    | f"Produce{step}" >> WriteToKafkaTopics(self._producer)
                 )
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError, KafkaTimeoutError, SaslAuthenticationFailedError
 
+from model.serving import ModelLoadError, Predictor
 from streaming.options import ConfigError, KafkaSettings, StreamConfig
 
 
@@ -82,8 +83,6 @@ def check_topics(kafka: KafkaSettings, topics: dict[str, str | None]) -> None:
 
 def check_model(model_dir: str) -> str:
     """Loads the model once; returns its version."""
-    from model.serving import ModelLoadError, Predictor
-
     try:
         return Predictor.load(model_dir).version
     except ModelLoadError as e:

@@ -25,19 +25,19 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas import CORRECTED_RECORD
 from streaming import preflight
-from streaming.kafkaio import ConsumerConfig, KafkaRecord, ProducerConfig, ReadFromKafka
-from streaming.metrics_summary import print_summary
-from streaming.options import MetafixOptions, ReplayConfig, replay_config
-from streaming.pipeline import WriteOutputs
-from streaming.runners import pipeline_runner, with_local_defaults
-from transforms import codec, records
-from transforms.composites import (
+from streaming.composites import (
     DEAD_LETTER,
     CorrectCatalog,
     CorrectionSettings,
     EncodeOutputs,
     merged_dead_letters,
 )
+from streaming.kafkaio import ConsumerConfig, KafkaRecord, ProducerConfig, ReadFromKafka
+from streaming.metrics_summary import print_summary
+from streaming.options import MetafixOptions, ReplayConfig, replay_config, wants_help
+from streaming.pipeline import WriteOutputs
+from streaming.runners import pipeline_runner, with_local_defaults
+from transforms import codec, records
 
 
 def _from_text_line(file_and_line: tuple[str, bytes]) -> KafkaRecord:
@@ -158,8 +158,6 @@ def build_replay_pipeline(p: beam.Pipeline, config: ReplayConfig) -> None:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """``metafix replay``: the streaming logic over event-log files or a bounded Kafka range."""
-    from streaming.main import wants_help
-
     if wants_help(argv, "metafix replay", __doc__):
         return 0
     options = PipelineOptions(list(argv or []))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streaming.local_kafka import (
+from harness.local_kafka import (
     LocalKafka,
     create_topic,
     delete_topics,
@@ -68,7 +68,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     existing = os.environ.get("METAFIX_TEST_MODEL_DIR")
     if existing:
         return Path(existing)
-    from model.train import train
+    from model.training.train import train
 
     root = tmp_path_factory.mktemp("tiny-model")
     train(root, "tiny")

@@ -606,8 +606,7 @@ _VALUE_CORRECTORS: dict[str, Callable[[str], Fix]] = {
     "duration_format": fix_duration,
     "genre_noncanonical": fix_genre,
 }
-# Classes whose values a corrector can never produce: they always go to review.
-UNCORRECTABLE_CLASSES = frozenset({"isrc_invalid", "upc_check_digit"})
+# Every class correct() has a corrector for.
 FIELD_CLASSES = frozenset(_VALUE_CORRECTORS) | {"artist_in_title"}
 
 

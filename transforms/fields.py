@@ -27,21 +27,52 @@ TRACK_FIELDS: tuple[str, ...] = (
 
 CLEAN = "clean"
 
-# Error classes. Order matters: it is the order of the model's output units.
-TEXT_CLASSES: tuple[str, ...] = (
-    CLEAN,
-    "mojibake",
-    "html_entity",
-    "control_chars",
-    "whitespace",
-    "all_caps",
-    "all_lower",
+# The free-text fields: every text class applies to them, and the model reads their words.
+TEXT_FIELDS: tuple[str, ...] = ("title", "artist", "album")
+
+
+@dataclass(frozen=True)
+class ErrorClass:
+    """One field-level error class, declared once.
+
+    ``fields``: the scored fields it applies to. Its corrector is
+    ``transforms.correctors.correct(name, ...)`` and its rule (the rules baseline)
+    ``transforms.rules.RULES[field]``; ``generated``: the corruption generator
+    (``model.training.corrupt``) makes it; ``fills``: the field a title corrector
+    fills from what it takes out of the title. ``tests/transforms/test_errors.py``
+    fails when a declared class lacks one of its parts, or a part has no class.
+    """
+
+    name: str
+    fields: tuple[str, ...]
+    generated: bool = True
+    fills: str | None = None
+
+
+# Order matters: per field, it is the order of the model's output units (after "clean").
+ERROR_CLASSES: tuple[ErrorClass, ...] = (
+    ErrorClass("mojibake", TEXT_FIELDS),
+    ErrorClass("html_entity", TEXT_FIELDS),
+    ErrorClass("control_chars", TEXT_FIELDS),
+    ErrorClass("whitespace", TEXT_FIELDS),
+    ErrorClass("all_caps", TEXT_FIELDS),
+    ErrorClass("all_lower", TEXT_FIELDS),
+    ErrorClass("featured_in_title", ("title",), fills="featured_artists"),
+    ErrorClass("explicit_in_title", ("title",), fills="explicit"),
+    ErrorClass("track_number_prefix", ("title",), fills="track_number"),
+    ErrorClass("artist_in_title", ("title",)),
+    ErrorClass("isrc_format", ("isrc",)),
+    ErrorClass("isrc_invalid", ("isrc",)),
+    ErrorClass("upc_format", ("upc",)),
+    ErrorClass("upc_check_digit", ("upc",)),
+    ErrorClass("date_format", ("release_date",)),
+    ErrorClass("duration_format", ("duration_ms",)),
+    ErrorClass("genre_noncanonical", ("genre",)),
 )
-TITLE_ONLY_CLASSES: tuple[str, ...] = (
-    "featured_in_title",
-    "explicit_in_title",
-    "track_number_prefix",
-    "artist_in_title",
+ERROR_CLASS: dict[str, ErrorClass] = {c.name: c for c in ERROR_CLASSES}
+
+TEXT_CLASSES: tuple[str, ...] = (CLEAN,) + tuple(
+    c.name for c in ERROR_CLASSES if c.fields == TEXT_FIELDS
 )
 
 
@@ -54,15 +85,19 @@ class FieldSpec:
     max_chars: int
 
 
+def _spec(name: str, max_chars: int) -> FieldSpec:
+    return FieldSpec(name, (CLEAN,) + tuple(c.name for c in ERROR_CLASSES if name in c.fields), max_chars)
+
+
 SCORED_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("title", TEXT_CLASSES + TITLE_ONLY_CLASSES, 64),
-    FieldSpec("artist", TEXT_CLASSES, 48),
-    FieldSpec("album", TEXT_CLASSES, 64),
-    FieldSpec("isrc", (CLEAN, "isrc_format", "isrc_invalid"), 24),
-    FieldSpec("upc", (CLEAN, "upc_format", "upc_check_digit"), 24),
-    FieldSpec("release_date", (CLEAN, "date_format"), 24),
-    FieldSpec("duration_ms", (CLEAN, "duration_format"), 16),
-    FieldSpec("genre", (CLEAN, "genre_noncanonical"), 32),
+    _spec("title", 64),
+    _spec("artist", 48),
+    _spec("album", 64),
+    _spec("isrc", 24),
+    _spec("upc", 24),
+    _spec("release_date", 24),
+    _spec("duration_ms", 16),
+    _spec("genre", 32),
 )
 SCORED_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in SCORED_FIELDS)
 FIELD_SPECS: dict[str, FieldSpec] = {f.name: f for f in SCORED_FIELDS}

@@ -93,9 +93,6 @@ class CorrectionResult:
 
 LOW_CONFIDENCE = "confidence below the apply threshold"
 
-# Title classes that also fill another field from what they take out.
-_TITLE_EXTRAS = {"explicit_in_title": "explicit", "track_number_prefix": "track_number"}
-
 
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())

@@ -2,7 +2,7 @@
 
     make test-flink          # or: .venv/bin/pytest -m flink
 
-The job server (streaming/flink.py) runs Flink as a MiniCluster in its own JVM
+The job server (harness/flink.py) runs Flink as a MiniCluster in its own JVM
 (``--flink_master=[local]``); the Python SDK harness runs in the job's process
 (LOOPBACK). Each test runs the same input through the local runner (Prism) and
 checks that Flink writes exactly the same records.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,16 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 
-from streaming import flink
-from streaming.eventgen import catalog_messages, produce
-from streaming.local_kafka import free_port
+from harness import flink
+from harness.eventgen import catalog_messages, produce
+from harness.jobs import JobExited, StreamJob, committed_offsets
+from harness.local_kafka import free_port
 from streaming.options import REPO_ROOT
 from streaming.replay import dead_letter_path
 from transforms.codec import confluent_decode
 
-pytestmark = [pytest.mark.flink, pytest.mark.slow]
+pytestmark = [pytest.mark.flink, pytest.mark.prism, pytest.mark.slow]
 
 # Enough partitions that both instances of the reading step get some: Flink spreads
 # them by a hash of the partition's restriction, so with 12 the chance that one
@@ -72,46 +72,16 @@ def test_replay_on_flink_writes_what_prism_writes(tmp_path: Path, tiny_model_dir
     assert written["flink"] == written["prism"]
 
 
-def start_stream_job(bootstrap: str, topics: dict[str, str], model_dir: Path, *extra: str,
-                     env: dict[str, str]) -> subprocess.Popen:
-    command = [
-        sys.executable, "-m", "streaming.main", "stream",
-        "--bootstrap-servers", bootstrap,
-        "--input-topic", topics["in"], "--output-topic", topics["out"],
-        "--review-topic", topics["review"], "--audit-topic", topics["audit"],
-        "--dead-letter-topic", topics["dead"], "--group-id", f"g-{topics['in']}",
-        "--model-dir", str(model_dir), "--start-from", "earliest", *extra,
-    ]
-    # A session of its own, so that stopping it can also end the job server JVM it started.
-    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-
-def stop_job(job: subprocess.Popen) -> str:
-    if job.poll() is None:
-        job.send_signal(signal.SIGTERM)
-    try:
-        out, _ = job.communicate(timeout=90)
-    except subprocess.TimeoutExpired:
-        job.kill()
-        out, _ = job.communicate()
-    try:
-        os.killpg(job.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return out
-
-
 def read_topics(bootstrap: str, topics: list[str], expected: int, timeout_s: float,
-                job: subprocess.Popen | None = None) -> dict[str, dict[tuple, dict]]:
+                job: StreamJob | None = None) -> dict[str, dict[tuple, dict]]:
     """Decoded records per topic by input (partition, offset), read until ``expected`` in all."""
     consumer = KafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
     seen: dict[str, dict[tuple, dict]] = {t: {} for t in topics}
     deadline = time.monotonic() + timeout_s
     try:
         while sum(map(len, seen.values())) < expected and time.monotonic() < deadline:
-            if job is not None and job.poll() is not None:
-                raise AssertionError(f"the job exited with {job.returncode}:\n{job.stdout.read()[-5000:]}")
+            if job is not None and not job.alive():
+                raise JobExited(job)
             for tp, batch in consumer.poll(timeout_ms=500).items():
                 for message in batch:
                     record = confluent_decode(message.value)[1]
@@ -131,15 +101,6 @@ def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
             return True
         time.sleep(0.5)
     return condition()
-
-
-def committed_offsets(bootstrap: str, group: str) -> dict[int, int]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        offsets = admin.list_group_offsets({group: None})[group]
-    finally:
-        admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items()}
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
@@ -172,14 +133,14 @@ def test_stream_on_flink_with_parallelism_2_writes_what_prism_writes(
     sent = produce(kafka_bootstrap, topics["in"], catalog_messages(360, seed=9, bad_every=40))
     rest_port = free_port()
     env = {**os.environ, "FLINK_CONF_DIR": str(flink.write_conf_dir(tmp_path / "flink-conf", rest_port=rest_port))}
-    job = start_stream_job(
-        kafka_bootstrap, topics, tiny_model_dir,
+    job = StreamJob(
+        kafka_bootstrap, topics, tiny_model_dir, tmp_path / "job.log", "--start-from", "earliest",
         *flink.runner_args(flink_jar, parallelism=2, checkpointing_interval_ms=2000),
         env=env,
-    )
+    ).start()
     try:
         on_flink = read_topics(kafka_bootstrap, [topics["out"], topics["dead"]], len(sent), 300, job)
-        assert job.poll() is None, "outputs must appear while the unbounded job is still running"
+        assert job.alive(), "outputs must appear while the unbounded job is still running"
 
         # The steps after the source run as two instances, and both read partitions.
         job_id = running_job(rest_port)
@@ -201,7 +162,8 @@ def test_stream_on_flink_with_parallelism_2_writes_what_prism_writes(
         assert wait_for(lambda: committed_offsets(kafka_bootstrap, f"g-{topics['in']}") == ends, 60), (
             committed_offsets(kafka_bootstrap, f"g-{topics['in']}"), ends)
     finally:
-        log = stop_job(job)
+        job.stop(timeout_s=90)
+    log = job.log_text()
     assert "metafix stream: running" in log
 
     # The same topic through the same composites on the local runner.

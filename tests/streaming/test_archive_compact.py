@@ -12,6 +12,7 @@ from pathlib import Path
 import fastavro
 import pytest
 
+from harness.eventgen import catalog_messages
 from schemas import ARCHIVED_EVENT
 from streaming import archive_compact
 from streaming.archive import archive_path, to_archived, write_archive_file
@@ -30,7 +31,6 @@ from streaming.archive_compact import (
     record_digest,
     write_parts,
 )
-from streaming.eventgen import catalog_messages
 from streaming.kafkaio import KafkaRecord
 from streaming.options import REPO_ROOT, ConfigError, parse_time_ms
 

@@ -131,7 +131,7 @@ def test_workers_get_the_package_with_its_schemas_and_never_the_model(job: apicl
         in_sdist = {Path(*Path(name).parts[1:]).as_posix() for name in archive.getnames()}
     schemas = {p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "schemas").glob("*.avsc")}
     assert schemas and schemas <= in_sdist
-    assert {"streaming/pipeline.py", "transforms/composites.py", "model/serving.py"} <= in_sdist
+    assert {"streaming/pipeline.py", "streaming/composites.py", "model/serving.py"} <= in_sdist
     assert not [n for n in in_sdist if n.startswith("model/export") or n.endswith((".pb", "LATEST"))]
 
     # Workers pip-install the sdist: the wheel it builds carries the schemas as package data.

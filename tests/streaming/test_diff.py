@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
+from harness.eventgen import catalog_messages
 from streaming.diff import compare, run
-from streaming.eventgen import catalog_messages
 from transforms.fields import TRACK_FIELDS
 
 

@@ -20,9 +20,11 @@ from apache_beam.runners.runner import PipelineResult
 from apache_beam.runners.sdf_utils import RestrictionTrackerView, ThreadsafeRestrictionTracker
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.record import util as kafka_record_util
 
+from harness.jobs import committed_offsets
+from harness.local_kafka import LocalKafka, create_topic, free_port, unique_topic_name
 from streaming.kafkaio import (
     UNBOUNDED,
     ConsumerConfig,
@@ -40,7 +42,6 @@ from streaming.kafkaio import (
     resolve_start_offset,
     resolve_stop_offset,
 )
-from streaming.local_kafka import LocalKafka, create_topic, free_port, unique_topic_name
 
 RUNNER = "FnApiRunner"
 
@@ -155,15 +156,6 @@ def produce(
 def spread(count: int, prefix: str = "k") -> list[Message]:
     """`count` messages over 3 partitions; keys and values carry the message's number."""
     return [(f"{prefix}{i}".encode(), f"value-{i}".encode(), i % 3) for i in range(count)]
-
-
-def committed_offsets(bootstrap: str, group: str) -> dict[int, int]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        offsets = admin.list_group_offsets({group: None})[group]
-    finally:
-        admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items()}
 
 
 def total_end_offset(bootstrap: str, topic: str) -> int:

@@ -1,6 +1,6 @@
 """Reliability: no event is lost under crashes, broker faults and hostile input.
 
-The scenarios are those of ``make chaos`` (``streaming/chaos.py``), with fewer events:
+The scenarios are those of ``make chaos`` (``harness/chaos.py``), with fewer events:
 each runs the real job (``metafix stream`` on Prism, in a child process) against a real
 broker, injects a fault, and accounts for every input by its coordinates in the decoded
 output and dead-letter topics. Then the writer's retries on their own, model faults at
@@ -19,8 +19,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from kafka import KafkaConsumer
 
-from model.serving import resolve_version_dir
-from streaming.chaos import (
+from harness.chaos import (
     Env,
     ScenarioResult,
     broker_restart,
@@ -30,12 +29,13 @@ from streaming.chaos import (
     output_unavailable,
     sasl_end_to_end,
 )
-from streaming.eventgen import catalog_messages, produce
+from harness.eventgen import catalog_messages, produce
+from harness.jobs import StreamJob, read_until
+from harness.local_kafka import create_topic, delete_topics, unique_topic_name
+from model.serving import resolve_version_dir
 from streaming.kafkaio import ProducerConfig, WriteToKafka
-from streaming.local_kafka import create_topic, delete_topics, unique_topic_name
-from tests.streaming.jobs import read_until, start_stream_job, stop_job
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.prism, pytest.mark.slow]
 
 # The most records one bundle of the job can hold: --max-records-per-poll for each of the
 # input's 3 partitions.
@@ -137,9 +137,9 @@ def test_a_corrupt_model_fails_the_job_at_start(kafka_bootstrap, topic_factory, 
     (corrupt / "saved_model.pb").write_bytes(b"\x08\x01garbage, not a SavedModel" * 10)
     topics = {name: topic_factory(name, partitions=1) for name in ("in", "out", "review", "audit", "dead")}
 
-    job = start_stream_job(kafka_bootstrap, topics, str(corrupt))
-    job.wait(timeout=180)
-    out = job.stdout.read()
+    job = StreamJob(kafka_bootstrap, topics, corrupt, tmp_path / "job.log").start()
+    job.wait(timeout_s=180)
+    out = job.log_text()
 
     assert job.returncode == 2
     assert "--model-dir: cannot load the SavedModel" in out
@@ -187,10 +187,11 @@ def test_a_write_fails_its_bundle_once_the_retry_bound_is_spent(kafka_bootstrap)
         p.run().wait_until_finish()
 
 
-def test_the_job_exits_with_one_line_when_its_runner_dies(kafka_bootstrap, topic_factory, tiny_model_dir) -> None:
+def test_the_job_exits_with_one_line_when_its_runner_dies(kafka_bootstrap, topic_factory, tiny_model_dir,
+                                                         tmp_path) -> None:
     topics = {"in": topic_factory("runner-in", partitions=1),
               **{name: topic_factory(f"runner-{name}", partitions=1) for name in ("out", "review", "audit", "dead")}}
-    job = start_stream_job(kafka_bootstrap, topics, str(tiny_model_dir), "--start-from", "earliest")
+    job = StreamJob(kafka_bootstrap, topics, tiny_model_dir, tmp_path / "job.log", "--start-from", "earliest").start()
     try:
         sent = produce(kafka_bootstrap, topics["in"], catalog_messages(20, seed=5, bad_every=0))
         read_until(kafka_bootstrap, [topics["out"]], lambda s: len(s[topics["out"]]) >= len(sent),
@@ -199,11 +200,11 @@ def test_the_job_exits_with_one_line_when_its_runner_dies(kafka_bootstrap, topic
 
         runner.kill()
         # A supervisor restarts a job that exits; one that hangs with a dead runner stays down.
-        out, _ = job.communicate(timeout=120)
+        returncode = job.wait(timeout_s=120)
     finally:
-        stop_job(job)
+        job.stop()
 
     # The last line says why, whatever the runner's threads logged before it.
-    assert job.returncode == 1
-    last = out.strip().splitlines()[-1]
-    assert last.startswith("metafix stream: the pipeline failed: lost the runner: UNAVAILABLE"), out[-4000:]
+    assert returncode == 1
+    last = job.log_text().strip().splitlines()[-1]
+    assert last.startswith("metafix stream: the pipeline failed: lost the runner: UNAVAILABLE"), job.log_tail()

@@ -9,8 +9,9 @@ import sys
 import fastavro
 import pytest
 
+from harness.eventgen import catalog_messages, produce
+from harness.jobs import StreamJob, read_until
 from schemas import CORRECTED_RECORD, CORRECTED_SCHEMA_ID
-from streaming.eventgen import catalog_messages, produce
 from streaming.options import REPO_ROOT
 from transforms import codec
 
@@ -23,21 +24,20 @@ def metafix(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.kafka
+@pytest.mark.prism
 def test_replaying_the_archive_gives_byte_identical_records(kafka_bootstrap, topic_factory, tiny_model_dir,
                                                             tmp_path):
-    from test_stream_job import read_until, start_stream_job, stop_job
-
     topics = {name: topic_factory(name, partitions=3 if name == "in" else 1)
               for name in ("in", "out", "review", "audit", "dead")}
     archive = tmp_path / "archive"
-    job = start_stream_job(kafka_bootstrap, topics, str(tiny_model_dir), "--start-from", "earliest",
-                           "--archive-dir", str(archive))
+    job = StreamJob(kafka_bootstrap, topics, tiny_model_dir, tmp_path / "job.log", "--start-from", "earliest",
+                    "--archive-dir", str(archive)).start()
     try:
         sent = produce(kafka_bootstrap, topics["in"], catalog_messages(400, seed=8, bad_every=50))
         seen = read_until(kafka_bootstrap, [topics["out"], topics["dead"]],
                           lambda s: sum(map(len, s.values())) >= len(sent), 240, job)
     finally:
-        stop_job(job)
+        job.stop()
     streamed = {r["record_key"]: codec.confluent_encode(CORRECTED_SCHEMA_ID, r) for _, r in seen[topics["out"]]}
     streamed_dead = sorted((d["partition"], d["offset"], d["error_type"]) for _, d in seen[topics["dead"]])
 

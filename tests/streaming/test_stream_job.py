@@ -11,14 +11,14 @@ import json
 
 import pytest
 
+from harness.eventgen import catalog_messages, produce
+from harness.jobs import StreamJob, read_until
 from model.serving import Predictor
-from streaming.eventgen import catalog_messages, produce
-from tests.streaming.jobs import read_until, start_stream_job, stop_job
 from transforms import records
 from transforms.codec import decode_event
 from transforms.policy import correct_track
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.prism, pytest.mark.slow]
 
 # Corruptions that any trained model gets right: each event, the field, the
 # delivered value and the canonical value the job must write.
@@ -50,8 +50,9 @@ def job_topics(topic_factory) -> dict[str, str]:
     }
 
 
-def test_stream_job_corrects_events_while_it_runs(kafka_bootstrap, job_topics, tiny_model_dir):
-    job = start_stream_job(kafka_bootstrap, job_topics, str(tiny_model_dir), "--start-from", "earliest")
+def test_stream_job_corrects_events_while_it_runs(kafka_bootstrap, job_topics, tiny_model_dir, tmp_path):
+    job = StreamJob(kafka_bootstrap, job_topics, tiny_model_dir, tmp_path / "job.log",
+                    "--start-from", "earliest").start()
     try:
         messages = list(catalog_messages(300, seed=3, bad_every=30))
         sent = produce(kafka_bootstrap, job_topics["in"], iter(messages))
@@ -61,9 +62,10 @@ def test_stream_job_corrects_events_while_it_runs(kafka_bootstrap, job_topics, t
         out_t, dead_t = job_topics["out"], job_topics["dead"]
         seen = read_until(kafka_bootstrap, [out_t, dead_t, job_topics["review"], job_topics["audit"]],
                           lambda s: len(s[out_t]) + len(s[dead_t]) >= len(sent), 240, job)
-        assert job.poll() is None, "outputs must appear while the unbounded job is still running"
+        assert job.alive(), "outputs must appear while the unbounded job is still running"
     finally:
-        log = stop_job(job)
+        job.stop()
+    log = job.log_text()
 
     outputs = [r for _, r in seen[out_t]]
     dead = [r for _, r in seen[dead_t]]
@@ -108,19 +110,19 @@ def test_stream_job_corrects_events_while_it_runs(kafka_bootstrap, job_topics, t
 
 def test_stream_job_fails_fast_on_a_missing_topic_and_model(kafka_bootstrap, job_topics, tiny_model_dir, tmp_path):
     topics = dict(job_topics, out="no-such-topic-xyz")
-    job = start_stream_job(kafka_bootstrap, topics, str(tiny_model_dir))
-    job.wait(timeout=120)
-    out = job.stdout.read()
+    job = StreamJob(kafka_bootstrap, topics, tiny_model_dir, tmp_path / "missing-topic.log").start()
+    job.wait(timeout_s=120)
+    out = job.log_text()
     assert job.returncode == 2
     assert "--output-topic: topic 'no-such-topic-xyz' does not exist" in out
     assert "Traceback" not in out
 
-    job = start_stream_job(kafka_bootstrap, job_topics, str(tmp_path / "no-model"))
-    job.wait(timeout=120)
-    out = job.stdout.read()
+    job = StreamJob(kafka_bootstrap, job_topics, tmp_path / "no-model", tmp_path / "missing-model.log").start()
+    job.wait(timeout_s=120)
+    out = job.log_text()
     assert job.returncode == 2 and "--model-dir" in out and "Traceback" not in out
 
-    job = start_stream_job("127.0.0.1:1", job_topics, str(tiny_model_dir))
-    job.wait(timeout=120)
-    out = job.stdout.read()
+    job = StreamJob("127.0.0.1:1", job_topics, tiny_model_dir, tmp_path / "no-broker.log").start()
+    job.wait(timeout_s=120)
+    out = job.log_text()
     assert job.returncode == 2 and "cannot reach Kafka" in out and "Traceback" not in out

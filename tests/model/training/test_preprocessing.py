@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model import preprocessing as pp
+from model.training import preprocessing as pp
 from transforms.fields import FIELD_SPECS, SCORED_FIELD_NAMES
 
 SHAPE_COLUMN = {
@@ -86,15 +86,8 @@ def test_record_features_relate_title_and_artist() -> None:
     assert list(x[:, 3]) == [0, 0, 1, 0]  # title equals artist
 
 
-def test_raw_value_is_the_same_for_training_and_serving() -> None:
-    assert pp.raw_value(None) == ""
-    assert pp.raw_value(235000) == "235000"
-    assert pp.raw_columns([{"title": "A"}, {"title": None, "isrc": "X"}])["title"] == ["A", ""]
-    assert set(pp.raw_columns([{}])) == set(SCORED_FIELD_NAMES)
-
-
 def test_preprocessing_fn_through_tft(tmp_path: Path) -> None:
-    from model.train import analyze_and_transform
+    from model.training.train import analyze_and_transform
 
     rows = [
         {

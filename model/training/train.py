@@ -1,14 +1,14 @@
 """Train the field-error detector and export one hermetic SavedModel.
 
-    python -m model.train --output-dir model/export --config full
+    python -m model.training.train --output-dir model/export --config full
 
 (``metafix train`` calls ``train(output_dir, config)``.) The stages, each
 announced on stdout:
 
-1. generate corrupted records from the seed catalog (``model.corrupt``), split
-   train/validation/test by seed record (``model.data``);
+1. generate corrupted records from the seed catalog (``model.training.corrupt``), split
+   train/validation/test by seed record (``model.training.data``);
 2. analyse the training split and transform every split with
-   tensorflow-transform in a Beam pipeline (``model.preprocessing``);
+   tensorflow-transform in a Beam pipeline (``model.training.preprocessing``);
 3. fit one multi-head tf_keras model: a softmax head per scored field over that
    field's classes and a sigmoid head for swapped title/artist;
 4. choose the apply/review thresholds on validation, measure test;
@@ -34,20 +34,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from model.data import DEFAULT_DATA_DIR
-from model.preprocessing import SWAPPED_OUTPUT, probs_output, raw_columns
 from model.serving import LATEST_FILE, MANIFEST_FILE
-from transforms.fields import CLEAN, FIELD_SPECS, SCORED_FIELD_NAMES, SCORED_FIELDS, SWAP_CLASS
+from model.signature import SWAPPED_OUTPUT, probs_output, raw_columns
+from model.training.corrupt import Example, generate
+from model.training.data import DEFAULT_DATA_DIR, Seed, load_seeds, split_seeds
+from model.training.metrics import detection_report, false_correction_counts
+from transforms.fields import (
+    CLEAN,
+    FIELD_SPECS,
+    SCORED_FIELD_NAMES,
+    SCORED_FIELDS,
+    SWAP_CLASS,
+    TEXT_FIELDS,
+)
 
-if TYPE_CHECKING:
-    from model.corrupt import Example
-    from model.data import Seed
-
-DEFAULT_OUTPUT_DIR = Path(__file__).resolve().parent / "export"
+DEFAULT_OUTPUT_DIR = Path(__file__).resolve().parents[1] / "export"
 TRANSFORM_DIR = "transform_fn"
 ROW_ID = "__row_id__"
 # Generator seed of each split: config.generator_seed + offset. Evaluation
@@ -143,8 +148,6 @@ def split_seed_records(
     config: TrainConfig, data_dir: Path
 ) -> tuple[list[Seed], list[Seed], list[Seed]]:
     """Seed records split by record group (never by corrupted copy), deterministically."""
-    from model.data import load_seeds, split_seeds
-
     seeds = list(load_seeds(data_dir))
     if config.max_seeds is not None and len(seeds) > config.max_seeds:
         rng = np.random.default_rng(config.split_seed)
@@ -162,8 +165,6 @@ def generate_split(
     copies: int | None = None,
     corruption_rate: float | None = None,
 ) -> Split:
-    from model.corrupt import generate
-
     return make_split(
         generate(
             seeds,
@@ -289,7 +290,7 @@ def analyze_and_transform(
     import apache_beam as beam
     import tensorflow_transform.beam as tft_beam
 
-    from model.preprocessing import preprocessing_fn
+    from model.training.preprocessing import preprocessing_fn
 
     shard_root = work_dir / "transformed"
     shutil.rmtree(shard_root, ignore_errors=True)  # shards of an earlier run would be read back
@@ -346,8 +347,8 @@ def build_model(
     """
     import tf_keras as keras
 
-    from model.preprocessing import CHAR_VOCAB_SIZE, MAX_WORDS, TEXT_FIELDS
-    from model.preprocessing import word_vocab_size as wv_size
+    from model.training.preprocessing import CHAR_VOCAB_SIZE, MAX_WORDS
+    from model.training.preprocessing import word_vocab_size as wv_size
 
     layers = keras.layers
     inputs: dict[str, Any] = {}
@@ -503,29 +504,6 @@ THRESHOLD_GRID: tuple[float, ...] = tuple(
 )
 
 
-def false_correction_counts(
-    probs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], grid: Sequence[float]
-) -> tuple[np.ndarray, int]:
-    """Per threshold, clean fields the policy would change; and the number of clean fields.
-
-    A clean field is changed when its argmax is an error class with at least
-    the threshold's confidence; a false swap changes the title and the artist.
-    """
-    grid_arr = np.asarray(grid)[:, None]
-    counts = np.zeros(len(grid), dtype=np.int64)
-    n_clean = 0
-    for name in SCORED_FIELD_NAMES:
-        p = probs[probs_output(name)]
-        clean = labels[name] == 0
-        flagged = p.argmax(axis=1) != 0
-        conf = p.max(axis=1)
-        n_clean += int(clean.sum())
-        counts += ((conf[None, :] >= grid_arr) & (clean & flagged)[None, :]).sum(axis=1)
-    not_swapped = labels["swapped"] < 0.5
-    counts += 2 * ((probs[SWAPPED_OUTPUT][None, :] >= grid_arr) & not_swapped[None, :]).sum(axis=1)
-    return counts, n_clean
-
-
 def choose_thresholds(
     probs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], max_rate: float
 ) -> dict[str, float]:
@@ -615,7 +593,6 @@ def train(
     data_dir: str | Path = DEFAULT_DATA_DIR,
 ) -> Path:
     """Generate data, transform, fit, export; return the new version directory."""
-    from model.evaluate import detection_report
 
     started = time.monotonic()
     cfg = CONFIGS[config] if isinstance(config, str) else config
@@ -662,7 +639,7 @@ def train(
         import tensorflow_transform as tft
 
         tft_output = tft.TFTransformOutput(str(staging / TRANSFORM_DIR))
-        from model.preprocessing import GENRE_VOCAB_NAME, WORD_VOCAB_NAME
+        from model.training.preprocessing import GENRE_VOCAB_NAME, WORD_VOCAB_NAME
 
         feature_dims = {k: v.shape[1] for k, v in transformed["train"].items() if v.ndim == 2}
         model = build_model(

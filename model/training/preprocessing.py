@@ -16,19 +16,16 @@ plus ``genre_id`` (a vocabulary over the raw genre strings) and
 
 The function is pure: it reads only its inputs and constants from
 ``transforms.fields``; labels never pass through it, so serving needs nothing
-but the raw strings. Run it with ``model.train.analyze_and_transform``.
+but the raw strings. Run it with ``model.training.train.analyze_and_transform``.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from transforms.fields import FIELD_SPECS, GENRES, SCORED_FIELD_NAMES
+from transforms.fields import FIELD_SPECS, GENRES, SCORED_FIELD_NAMES, TEXT_FIELDS
 
 # Code-point id space. Ids below are chosen so that the characters that tell
 # error classes apart keep their own id: C0/C1 control characters, Latin-1 and
@@ -45,7 +42,6 @@ _OTHER_BUCKETS = 14
 CHAR_VOCAB_SIZE = _OTHER_BASE + _OTHER_BUCKETS  # 512
 _TABLE_SIZE = 0x2100  # code points with their own table entry; the rest are "other"
 
-TEXT_FIELDS: tuple[str, ...] = ("title", "artist", "album")
 MAX_WORDS = 12
 WORD_VOCAB_TOP_K = 20_000
 WORD_VOCAB_NAME = "words"
@@ -419,41 +415,6 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     )
     outputs["record_feats"] = _z_score(record)
     return outputs
-
-
-SWAPPED_OUTPUT = "swapped_prob"
-
-
-def probs_output(field: str) -> str:
-    """Name of the serving output with ``field``'s class probabilities [B, n_classes]."""
-    return f"{field}_probs"
-
-
-def raw_value(value: Any) -> str:
-    """What the model sees for a raw track value: its text, ``""`` when missing.
-
-    Training and serving both go through this, so a None, a number or a list
-    reaches the graph in the same form in both.
-    """
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value)
-    return str(value)
-
-
-def raw_columns(tracks: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
-    """Column-wise raw strings of the scored fields of ``tracks``: the serving input."""
-    return {name: [raw_value(t.get(name)) for t in tracks] for name in SCORED_FIELD_NAMES}
-
-
-def raw_feature_spec() -> dict[str, tf.io.FixedLenFeature]:
-    """The raw input: one string per scored field, ``""`` when missing."""
-    return {
-        name: tf.io.FixedLenFeature([], tf.string, default_value="") for name in SCORED_FIELD_NAMES
-    }
 
 
 def word_vocab_size(vocab_size: int) -> int:

@@ -1,11 +1,11 @@
 """Seeded, deterministic corruption of seed tracks into labelled examples.
 
-``generate`` turns clean seeds (``model/data.py``) into what feeds deliver:
+``generate`` turns clean seeds (``model/training/data.py``) into what feeds deliver:
 the raw wire strings of a CatalogUpdateEvent track, with per-field labels
 (an error class of ``fields.SCORED_FIELDS`` or "clean"), the record-level
 swapped flag, and the typed track the decision policy should produce.
 
-    >>> from model.data import load_seeds, split_seeds
+    >>> from model.training.data import load_seeds, split_seeds
     >>> train, val, test = split_seeds(load_seeds("/work/shared/data/catalog"))
     >>> examples = generate(train, seed=7, copies=10)
 
@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
 
-from model.data import Seed
+from model.training.data import Seed
 from transforms import correctors
 from transforms.fields import (
     CLEAN,
@@ -71,9 +71,8 @@ from transforms.fields import (
     SCORED_FIELD_NAMES,
     SWAP_CLASS,
     TEXT_CLASSES,
+    TEXT_FIELDS,
 )
-
-TEXT_FIELDS = ("title", "artist", "album")
 
 
 @dataclass(frozen=True)

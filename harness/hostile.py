@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,10 +203,3 @@ def expected_fate(payload: bytes, max_payload_bytes: int = codec.DEFAULT_MAX_PAY
     except codec.DecodeError as e:
         return Fate(False, e.error_type)
     return Fate(True, None, event["event_id"])
-
-
-def kinds_of(generated: Sequence[tuple[str, bytes]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for kind, _ in generated:
-        counts[kind] = counts.get(kind, 0) + 1
-    return counts

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from model.data import CURATED, Seed, SeedLoad, read_seeds, seed_text, split_seeds
+from model.training.data import CURATED, Seed, SeedLoad, read_seeds, seed_text, split_seeds
 from transforms import correctors
 from transforms.fields import GENRES, TRACK_FIELDS
 from transforms.rules import detect
 
-_CANDIDATES = (Path(__file__).resolve().parents[2] / "shared" / "data" / "catalog",
+_CANDIDATES = (Path(__file__).resolve().parents[3] / "shared" / "data" / "catalog",
                Path("/work/shared/data/catalog"))
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
-from model.corrupt import Example, generate, to_event
-from model.data import DEFAULT_DATA_DIR, load_seeds, split_seeds
+from model.training.corrupt import Example, generate, to_event
+from model.training.data import DEFAULT_DATA_DIR, load_seeds, split_seeds
 from transforms import codec
 
 # Payloads that no decoder accepts, one of each kind the dead-letter path names.

@@ -14,14 +14,14 @@ from typing import Any
 import fastavro
 import pytest
 
-from model.corrupt import CORRUPTION_CLASSES, LOOKALIKE_KINDS, Example, generate, to_event
-from model.data import Seed, load_seeds, split_seeds
+from model.training.corrupt import CORRUPTION_CLASSES, LOOKALIKE_KINDS, Example, generate, to_event
+from model.training.data import Seed, load_seeds, split_seeds
 from transforms.fields import CLEAN, FIELD_SPECS, SCORED_FIELD_NAMES, SWAP_CLASS, TRACK_FIELDS
 from transforms.policy import RecordScores, Thresholds, correct_track
 
-_CANDIDATES = (Path(__file__).resolve().parents[2] / "shared" / "data" / "catalog",
+_CANDIDATES = (Path(__file__).resolve().parents[3] / "shared" / "data" / "catalog",
                Path("/work/shared/data/catalog"))
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"
 MIN_EXACT_RATE = 0.99
 
 

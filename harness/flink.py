@@ -1,9 +1,9 @@
 """Beam's FlinkRunner on an embedded Flink: the job server jar and the runner flags.
 
-    python -m streaming.flink jar        # resolve the job server (Maven Central), print its jar
-    python -m streaming.flink args       # print the FlinkRunner flags for `metafix stream|replay`
+    python -m harness.flink jar        # resolve the job server (Maven Central), print its jar
+    python -m harness.flink args       # print the FlinkRunner flags for `metafix stream|replay`
 
-    metafix stream --bootstrap-servers ... $(python -m streaming.flink args --parallelism 2)
+    metafix stream --bootstrap-servers ... $(python -m harness.flink args --parallelism 2)
 
 With ``--flink_master=[local]`` the job server runs a Flink MiniCluster in its own JVM;
 with ``--flink_master=host:8081`` it submits to a running Flink session cluster instead.
@@ -13,7 +13,7 @@ process, so nothing but Java and this virtualenv is needed.
 The job server is Beam's ``FlinkJobServerDriver``. Beam publishes it as a shaded jar
 (``beam-runners-flink-<flink>-job-server``), which FlinkRunner downloads by itself where
 Maven Central serves it. Where it does not, ``job_server_jar`` resolves the runner from
-``streaming/flink_job_server/pom.xml`` and writes a small launcher jar whose manifest puts
+``harness/flink_job_server/pom.xml`` and writes a small launcher jar whose manifest puts
 those jars on the classpath, so ``java -jar`` (how FlinkRunner starts a job server)
 works the same. ``METAFIX_FLINK_JOB_SERVER_JAR`` names a jar to use instead.
 """
@@ -32,7 +32,7 @@ from pathlib import Path
 from streaming.options import REPO_ROOT
 
 FLINK_VERSION = "1.19"
-POM_DIR = REPO_ROOT / "streaming" / "flink_job_server"
+POM_DIR = Path(__file__).resolve().parent / "flink_job_server"
 DEFAULT_STATE_DIR = REPO_ROOT / ".state" / "flink"
 JOB_SERVER_MAIN = "org.apache.beam.runners.flink.FlinkJobServerDriver"
 LAUNCHER_NAME = "beam-flink-job-server-launcher.jar"
@@ -157,7 +157,7 @@ def write_conf_dir(directory: Path, *, rest_port: int) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m streaming.flink",
+        prog="python -m harness.flink",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,4 +1,4 @@
-"""Markdown report and PNG plots of an evaluation (written by ``model.evaluate``).
+"""Markdown report and PNG plots of an evaluation (written by ``model.training.evaluate``).
 
 Files, in the model's version directory:
 
@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from model.signature import SWAPPED_OUTPUT, probs_output
 from transforms.fields import ALL_CLASSES, SCORED_FIELDS, SWAP_CLASS
 
 REPORT_FILE = "report.md"
@@ -35,8 +36,6 @@ def confusion_matrices(
     labels: Mapping[str, np.ndarray], probs: Mapping[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     """Per field: counts [true class, predicted class] of the model's argmax."""
-    from model.preprocessing import probs_output
-
     matrices = {}
     for spec in SCORED_FIELDS:
         n = len(spec.classes)
@@ -81,8 +80,6 @@ def _class_scores(
     labels: Mapping[str, np.ndarray], probs: Mapping[str, np.ndarray], cls: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scores and truth of one class, pooled over the fields that have it."""
-    from model.preprocessing import SWAPPED_OUTPUT, probs_output
-
     if cls == SWAP_CLASS:
         return np.asarray(probs[SWAPPED_OUTPUT]), labels["swapped"] > 0.5
     scores, truth = [], []

@@ -13,12 +13,10 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.utils import shared
 
+from harness.eventgen import catalog_messages
 from model.serving import Predictor
 from schemas import CORRECTED_SCHEMA_ID
-from streaming.eventgen import catalog_messages
-from streaming.kafkaio import KafkaRecord
-from transforms import codec, records
-from transforms.composites import (
+from streaming.composites import (
     DEAD_LETTER,
     MODEL_ERROR,
     CorrectBatchFn,
@@ -28,6 +26,8 @@ from transforms.composites import (
     longest_text,
     merged_dead_letters,
 )
+from streaming.kafkaio import KafkaRecord
+from transforms import codec, records
 from transforms.fields import SCORED_FIELD_NAMES
 from transforms.policy import RecordScores, Thresholds, correct_track
 
@@ -56,8 +56,8 @@ def _event_id(record: dict) -> str:
 
 @pytest.mark.slow
 def test_a_batch_the_model_fails_on_goes_out_uncorrected_and_flagged(tiny_model_dir, tmp_path) -> None:
+    from harness.chaos import write_failing_model
     from model.serving import Predictor
-    from streaming.chaos import write_failing_model
 
     # A real SavedModel that loads like the tiny one but fails on every batch.
     failing = write_failing_model(tmp_path / "failing-model", like=tiny_model_dir)

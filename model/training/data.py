@@ -1,8 +1,9 @@
 """Seed tracks for training and evaluation, and the split by seed record.
 
-A seed is one clean canonical track. ``model/corrupt.py`` makes malformed
+A seed is one clean canonical track. ``model/training/corrupt.py`` makes malformed
 (and legitimately odd-looking) copies of seeds; the model learns to tell them
-apart. Three sources, in ``data_dir`` (``/work/shared/data/catalog``):
+apart. Three sources, in ``data_dir`` (by default ``DEFAULT_DATA_DIR``:
+``shared/data/catalog`` in the folder beside the repository, ``../shared``):
 
 * ``chinook_tracks.csv`` (Chinook sample DB, from a real iTunes library):
   title, artist, album, genre and duration are real. Video rows are dropped.
@@ -48,8 +49,10 @@ Version suffixes such as "(Album Version)" or "(1993 Digital Remaster)" are
 kept: they are no error class of ``fields.py`` and a corrector must leave them.
 ``read_seeds`` returns the counts of kept and excluded rows per reason.
 
-    >>> load = read_seeds("/work/shared/data/catalog")
+    >>> load = read_seeds(DEFAULT_DATA_DIR)
     >>> train, val, test = split_seeds(load.seeds, seed=0)
+    >>> len(train) > len(val) > 0
+    True
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ from transforms import correctors
 from transforms.fields import GENRES
 
 # The repository sits next to the shared folder (work/main, work/shared); CI lays it out the same way.
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "catalog"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "catalog"
 CHINOOK_FILE = "chinook_tracks.csv"
 MSD_FILE = "msd_subset_unique_tracks.txt"
 MSD_SEPARATOR = "<SEP>"

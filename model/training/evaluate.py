@@ -1,6 +1,6 @@
 """Evaluate an exported detector against the rules-only baseline.
 
-    python -m model.evaluate --model-dir model/export --json build/eval.json
+    python -m model.training.evaluate --model-dir model/export --json build/eval.json
 
 (``metafix evaluate`` calls ``evaluate(model_dir, json_path)``.) Two data
 sets, both from the test split's seed records, which the model never saw:
@@ -39,102 +39,32 @@ from typing import Any
 
 import numpy as np
 
-from transforms.fields import ALL_CLASSES, CLEAN, SCORED_FIELD_NAMES, SCORED_FIELDS, SWAP_CLASS
+from model.serving import Predictor
+from model.training import train as training
+from model.training.metrics import (
+    detection_counts,
+    predicted_from_probs,
+    summarise_detection,
+)
+from model.training.report import write_report
+from transforms import rules
+from transforms.fields import (
+    ALL_CLASSES,
+    CLEAN,
+    ERROR_CLASS,
+    SCORED_FIELD_NAMES,
+    SCORED_FIELDS,
+    SWAP_CLASS,
+)
+from transforms.policy import correct_track
 
 # Generator seed offset of the second corruption seed: far from every
-# offset train() uses (model.train.SPLIT_SEED_OFFSETS).
+# offset train() uses (model.training.train.SPLIT_SEED_OFFSETS).
 SECOND_SEED_OFFSET = 1_000
 THROUGHPUT_BATCH = 512
-# Title classes whose corrector also fills another field from the title.
-_EXTRA_FIELDS = {
-    "featured_in_title": "featured_artists",
-    "explicit_in_title": "explicit",
-    "track_number_prefix": "track_number",
-}
 
 
 # --------------------------------------------------------------------------- detection
-
-
-def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "support": tp + fn,
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-    }
-
-
-def detection_counts(
-    predicted: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray]
-) -> dict[tuple[str, str], tuple[int, int, int]]:
-    """(field, class) -> (tp, fp, fn) for predicted class indices vs label indices.
-
-    ``predicted``/``labels`` hold per field an int array of class indices and
-    under ``"swapped"`` a bool array (the record-level swap, field ``"record"``).
-    """
-    counts: dict[tuple[str, str], tuple[int, int, int]] = {}
-    for spec in SCORED_FIELDS:
-        pred, true = np.asarray(predicted[spec.name]), np.asarray(labels[spec.name])
-        for index, cls in enumerate(spec.classes):
-            if cls == CLEAN:
-                continue
-            p, t = pred == index, true == index
-            counts[(spec.name, cls)] = (
-                int((p & t).sum()),
-                int((p & ~t).sum()),
-                int((~p & t).sum()),
-            )
-    p = np.asarray(predicted["swapped"]).astype(bool)
-    t = np.asarray(labels["swapped"]).astype(bool)
-    counts[("record", SWAP_CLASS)] = (int((p & t).sum()), int((p & ~t).sum()), int((~p & t).sum()))
-    return counts
-
-
-def summarise_detection(counts: Mapping[tuple[str, str], tuple[int, int, int]]) -> dict[str, Any]:
-    """Per class (pooled over fields), per field/class, and the macro-F1 over error classes.
-
-    A class that neither occurs nor is predicted has no F1 and is left out
-    of the macro average.
-    """
-    per_class: dict[str, dict[str, float]] = {}
-    for cls in ALL_CLASSES:
-        cells = [v for (_, c), v in counts.items() if c == cls]
-        tp, fp, fn = (sum(x) for x in zip(*cells, strict=True)) if cells else (0, 0, 0)
-        if tp + fp + fn:
-            per_class[cls] = _prf(tp, fp, fn)
-    per_field_class = {f"{f}/{c}": _prf(*v) for (f, c), v in counts.items() if sum(v)}
-    macro = float(np.mean([m["f1"] for m in per_class.values()])) if per_class else 0.0
-    return {"detection_macro_f1": macro, "per_class": per_class, "per_field_class": per_field_class}
-
-
-def predicted_from_probs(probs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Detection decisions of the model: argmax per field, swap at probability 0.5."""
-    from model.preprocessing import SWAPPED_OUTPUT, probs_output
-
-    predicted = {s.name: probs[probs_output(s.name)].argmax(axis=1) for s in SCORED_FIELDS}
-    predicted["swapped"] = np.asarray(probs[SWAPPED_OUTPUT]) >= 0.5
-    return predicted
-
-
-def detection_report(
-    probs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], apply_threshold: float
-) -> dict[str, Any]:
-    """Detection metrics of model outputs, plus the share of clean fields the
-    policy would change at ``apply_threshold`` (the training-time estimate)."""
-    from model.train import false_correction_counts
-
-    report = summarise_detection(detection_counts(predicted_from_probs(probs), labels))
-    fc, n_clean = false_correction_counts(probs, labels, [apply_threshold])
-    report["false_correction_rate"] = float(fc[0]) / max(n_clean, 1)
-    report["clean_fields"] = n_clean
-    return report
 
 
 def predicted_from_scores(scores: Sequence[Any]) -> dict[str, np.ndarray]:
@@ -178,7 +108,7 @@ def _fixed(example: Any, result: Any, name: str, error_class: str) -> bool:
     ok = result.track.get(name) == example.expected.get(name)
     if name in example.expect_review:  # nothing can correct it: kept and flagged
         ok = ok and name in result.review_fields
-    extra = _EXTRA_FIELDS.get(error_class)
+    extra = ERROR_CLASS[error_class].fills if error_class in ERROR_CLASS else None
     if extra is not None:  # what the title corrector took out must land in its field
         ok = ok and result.track.get(extra) == example.expected.get(extra)
     return ok
@@ -188,8 +118,6 @@ def correction_report(
     examples: Sequence[Any], scores: Sequence[Any], thresholds: Any, model_version: str
 ) -> dict[str, Any]:
     """Run the decision policy with ``scores`` and compare it with the expected tracks."""
-    from transforms.policy import correct_track
-
     exact = _Tally()
     exact_by_class: dict[str, _Tally] = defaultdict(_Tally)
     false_corr = _Tally()
@@ -290,8 +218,6 @@ def evaluate_examples(
     predictor: Any, examples: Sequence[Any], labels: Mapping[str, np.ndarray]
 ) -> dict[str, Any]:
     """Model and baseline numbers on one data set; raw model outputs under ``_probs``."""
-    from transforms import rules
-
     tracks = [ex.raw for ex in examples]
     probs = predict_in_batches(predictor, tracks)
     model_scores = predictor.scores_from_probs(probs)
@@ -338,9 +264,6 @@ def evaluate(
     Returns the JSON document. With ``report`` also writes ``report.md`` and
     PNG plots into the model's version directory.
     """
-    from model import train as training
-    from model.serving import Predictor
-
     started = time.monotonic()
     predictor = Predictor.load(model_dir)
     cfg = training.config_from_manifest(predictor.manifest)
@@ -370,8 +293,6 @@ def evaluate(
         name: evaluate_examples(predictor, split.examples, split.labels)
         for name, split in sets.items()
     }
-
-    from transforms import rules
 
     test_tracks = [ex.raw for ex in sets["test"].examples]
     throughput = {
@@ -404,8 +325,6 @@ def evaluate(
         json.dumps(document, indent=2, sort_keys=True, default=_json_default) + "\n"
     )
     if report:
-        from model.report import write_report
-
         write_report(
             predictor.version_dir,
             document,
@@ -437,7 +356,7 @@ def _json_default(value: Any) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--model-dir", type=Path, default=Path(__file__).resolve().parent / "export"
+        "--model-dir", type=Path, default=Path(__file__).resolve().parents[1] / "export"
     )
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--data-dir", type=Path, default=None)

@@ -2,11 +2,11 @@
 
 Used by `make kafka-up` / `make kafka-down`, the demo and the test session fixture:
 
-    python -m streaming.local_kafka up --port 19092     # returns once the broker serves requests
-    python -m streaming.local_kafka down --port 19092
-    python -m streaming.local_kafka jars                 # resolve the jars only (make kafka-jars)
+    python -m harness.local_kafka up --port 19092     # returns once the broker serves requests
+    python -m harness.local_kafka down --port 19092
+    python -m harness.local_kafka jars                 # resolve the jars only (make kafka-jars)
 
-The jars are resolved by Maven from streaming/kafka/pom.xml. Everything a broker writes lives
+The jars are resolved by Maven from harness/kafka/pom.xml. Everything a broker writes lives
 under .state/kafka/broker-<port>/, so `down` then `up` on the same port keeps topics and
 committed offsets: reliability tests stop and restart the broker in the middle of a run.
 """
@@ -385,7 +385,7 @@ def delete_topics(bootstrap: str, names: Sequence[str], timeout_s: float = 30.0)
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m streaming.local_kafka",
+        prog="python -m harness.local_kafka",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,4 +1,6 @@
-"""``metafix demo`` (``make demo``): the streaming job on a local broker with a realistic stream.
+"""The demo (``make demo``): the streaming job on a local broker with a realistic stream.
+
+    python -m harness.demo [--model-dir DIR] [--events 3000] [--rate 500] [--port 9092] [--timeout 240]
 
 Starts (or reuses) a local Kafka broker, creates fresh topics, runs
 ``metafix stream`` on the local runner in a child process, produces catalog
@@ -11,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -23,8 +23,9 @@ from pathlib import Path
 
 from kafka import KafkaConsumer
 
-from streaming.eventgen import catalog_messages, produce
-from streaming.local_kafka import LocalKafka, create_topic, port_is_open, serves_kafka
+from harness.eventgen import catalog_messages, produce
+from harness.jobs import StreamJob
+from harness.local_kafka import LocalKafka, create_topic, port_is_open, serves_kafka
 from streaming.options import REPO_ROOT, resolve_model_dir
 from transforms.codec import confluent_decode
 
@@ -32,7 +33,7 @@ LIVE_LINES = 40
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="metafix demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m harness.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=int(os.environ.get("KAFKA_PORT", "9092")))
     parser.add_argument("--events", type=int, default=3000, help="events to produce (default 3000)")
@@ -71,7 +72,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     log_dir = REPO_ROOT / ".state" / "demo"
     log_dir.mkdir(parents=True, exist_ok=True)
     job_log = log_dir / f"job-{suffix}.log"
-    job = _start_job(bootstrap, topics, model_dir, suffix, job_log)
+    job_topics = {"in": topics["updates"], "out": topics["corrected"], "review": topics["review"],
+                  "audit": topics["audit"], "dead": topics["dead-letters"]}
+    job = StreamJob(bootstrap, job_topics, model_dir, job_log, "--start-from", "earliest",
+                    group_id=f"metafix-demo-{suffix}").start()
     print(f"· streaming job started (pid {job.pid}, log {job_log.relative_to(REPO_ROOT)})")
 
     messages = list(catalog_messages(args.events, seed=11))
@@ -84,7 +88,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         counts = _live_view(bootstrap, topics, len(messages), job, args.timeout)
     finally:
-        _stop_job(job)
+        job.stop()
         if started_broker is not None:
             started_broker.stop()
     print("\n" + _job_summary(job_log))
@@ -92,33 +96,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     return 0 if counts["accounted"] == len(messages) else 1
 
 
-def _start_job(bootstrap: str, topics: dict[str, str], model_dir: str, suffix: str, log: Path) -> subprocess.Popen:
-    command = [
-        sys.executable, "-m", "streaming.main", "stream",
-        "--bootstrap-servers", bootstrap,
-        "--input-topic", topics["updates"],
-        "--output-topic", topics["corrected"],
-        "--review-topic", topics["review"],
-        "--audit-topic", topics["audit"],
-        "--dead-letter-topic", topics["dead-letters"],
-        "--group-id", f"metafix-demo-{suffix}",
-        "--start-from", "earliest",
-        "--model-dir", model_dir,
-    ]
-    return subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=REPO_ROOT)
-
-
-def _stop_job(job: subprocess.Popen) -> None:
-    if job.poll() is None:
-        job.send_signal(signal.SIGTERM)
-        try:
-            job.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            job.kill()
-            job.wait()
-
-
-def _live_view(bootstrap: str, topics: dict[str, str], expected: int, job: subprocess.Popen,
+def _live_view(bootstrap: str, topics: dict[str, str], expected: int, job: StreamJob,
                timeout_s: float) -> Counter:
     consumer = KafkaConsumer(topics["corrected"], topics["audit"], topics["dead-letters"], topics["review"],
                              bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
@@ -128,7 +106,7 @@ def _live_view(bootstrap: str, topics: dict[str, str], expected: int, job: subpr
     last_status = 0.0
     try:
         while counts["accounted"] < expected and time.monotonic() < deadline:
-            if job.poll() is not None:
+            if not job.alive():
                 print(f"\nthe streaming job exited early with code {job.returncode}", file=sys.stderr)
                 break
             for tp, batch in consumer.poll(timeout_ms=500).items():
@@ -178,3 +156,7 @@ def _print_accounting(produced: int, counts: Counter) -> None:
     print(f"  corrections applied        {counts['corrections']:>8}")
     for key, n in sorted(((k, v) for k, v in counts.items() if k.startswith("class:")), key=lambda kv: -kv[1]):
         print(f"    {key[6:]:<24} {n:>8}")
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))

@@ -3,7 +3,7 @@
 ``CorrectCatalog`` is the one composite that both ``metafix stream`` and
 ``metafix replay`` apply, so streaming and replay run exactly the same logic::
 
-    outputs = records | "CorrectCatalog" >> CorrectCatalog(model_dir)
+    outputs = records | "CorrectCatalog" >> CorrectCatalog(CorrectionSettings(model_dir="model/export"))
     outputs.corrected, outputs.review, outputs.audit
     outputs.dead_letter_parts   # the dead letters, one PCollection per step that makes them
 
@@ -24,6 +24,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
+from model.serving import Predictor
 from schemas import AUDIT_SCHEMA_ID, CORRECTED_SCHEMA_ID
 from transforms import codec, records
 from transforms.policy import RecordScores, Thresholds, correct_track
@@ -104,8 +105,6 @@ class _LoadedModel:
     """Holder for a predictor shared by all DoFn instances of a worker process."""
 
     def __init__(self, model_dir: str):
-        from model.serving import Predictor  # TensorFlow is imported where the model is used.
-
         self.predictor = Predictor.load(model_dir)
 
 
@@ -345,28 +344,40 @@ def _encode_dead_letter(record: dict) -> tuple[bytes | None, bytes]:
     return record["key"], codec.encode_dead_letter(record)
 
 
+def step_name(name: str) -> str:
+    """The CamelCase step-label form of an output or stage name.
+
+    >>> step_name("encode_corrected")
+    'EncodeCorrected'
+    """
+    return name.title().replace("_", "")
+
+
 class EncodeOutputs(beam.PTransform):
     """Encodes every output for Kafka: {corrected, review, audit, dead_letter} -> (key, value) pairs.
 
-    ``dead_letter`` maps to a tuple of PCollections, left unmerged (see ``CatalogOutputs``):
-    the dead letters of each step, and the records of each output that failed to encode.
+    ``dead_letter`` maps to a dict of PCollections keyed by the stage that made them, left
+    unmerged (see ``CatalogOutputs``): the dead letters of each step of ``CorrectCatalog``,
+    and, as ``encode_<output>``, the records of each output that failed to encode.
     """
 
-    def expand(self, outputs: CatalogOutputs) -> dict[str, beam.PCollection | tuple[beam.PCollection, ...]]:
+    def expand(self, outputs: CatalogOutputs) -> dict[str, beam.PCollection | dict[str, beam.PCollection]]:
         encoded: dict[str, Any] = {}
-        dead = [
-            part | f"Encode{name.title()}DeadLetters" >> beam.Map(_encode_dead_letter)
-            for name, part in outputs.dead_letter_parts.items()
-        ]
+        dead = {
+            stage: part | f"Encode{step_name(stage)}DeadLetters" >> beam.Map(_encode_dead_letter)
+            for stage, part in outputs.dead_letter_parts.items()
+        }
         for name, pcoll, schema_id in (
             ("corrected", outputs.corrected, CORRECTED_SCHEMA_ID),
             ("review", outputs.review, CORRECTED_SCHEMA_ID),
             ("audit", outputs.audit, AUDIT_SCHEMA_ID),
         ):
-            result = pcoll | f"Encode{name.title()}" >> beam.ParDo(EncodeFn(schema_id, "entity_id")).with_outputs(
+            result = pcoll | f"Encode{step_name(name)}" >> beam.ParDo(EncodeFn(schema_id, "entity_id")).with_outputs(
                 DEAD_LETTER, main="encoded"
             )
             encoded[name] = result.encoded
-            dead.append(result[DEAD_LETTER] | f"Encode{name.title()}Failures" >> beam.Map(_encode_dead_letter))
-        encoded[DEAD_LETTER] = tuple(dead)
+            dead[f"encode_{name}"] = (
+                result[DEAD_LETTER] | f"Encode{step_name(name)}Failures" >> beam.Map(_encode_dead_letter)
+            )
+        encoded[DEAD_LETTER] = dead
         return encoded

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model import evaluate as ev
-from model.corrupt import generate
-from model.data import load_seeds
-from model.train import DEFAULT_DATA_DIR, label_arrays
+from model.training import evaluate as ev
+from model.training.corrupt import generate
+from model.training.data import load_seeds
+from model.training.train import DEFAULT_DATA_DIR, label_arrays
 from transforms.fields import CLEAN, FIELD_SPECS, SCORED_FIELDS, SWAP_CLASS
 from transforms.policy import RecordScores, Thresholds
 

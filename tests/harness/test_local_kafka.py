@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from streaming.local_kafka import (
+from harness.local_kafka import (
     HOST,
     LocalKafka,
     LocalKafkaError,

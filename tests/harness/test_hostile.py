@@ -6,7 +6,7 @@ import re
 
 from hypothesis import given, settings
 
-from streaming.hostile import Fate, expected_fate, huge_payloads, payloads
+from harness.hostile import Fate, expected_fate, huge_payloads, payloads
 from transforms import codec
 
 

@@ -1,6 +1,6 @@
 """Fault scenarios for ``metafix stream``: every event that goes in comes out, whatever happens.
 
-    python -m streaming.chaos [--events 20000] [--model-dir DIR] [--only crash,broker,...]
+    python -m harness.chaos [--events 20000] [--model-dir DIR] [--only crash,broker,...]
 
 (``make chaos``.) Each scenario runs the real job (``python -m streaming.main stream`` in
 a child process leading a session of its own, on the local runner) against a real broker,
@@ -21,7 +21,7 @@ Scenarios:
   offsets must not be committed past records that could not be written.
 * refused: the output topic refuses the records for good (a message size limit): the job
   stops with exit code 1, committing nothing unwritten; fixed and restarted, it loses nothing.
-* hostile: 10k generated hostile payloads (``streaming/hostile.py``) and 10 MB messages
+* hostile: 10k generated hostile payloads (``harness/hostile.py``) and 10 MB messages
   between normal events; each gets the decoder's verdict, the job stays up, memory stays
   bounded.
 * model: the model fails on every batch; every record still comes out, flagged.
@@ -39,7 +39,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -51,7 +50,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import (
     ConfigResource,
@@ -61,8 +59,9 @@ from kafka.admin import (
 )
 from kafka.errors import KafkaError
 
-from streaming.eventgen import Message, catalog_messages, produce
-from streaming.local_kafka import (
+from harness.eventgen import Message, catalog_messages, produce
+from harness.jobs import JOB_TOPICS, JobExited, StreamJob, committed_offsets
+from harness.local_kafka import (
     HOST,
     LocalKafka,
     create_topic,
@@ -72,12 +71,11 @@ from streaming.local_kafka import (
     serves_kafka,
     unique_topic_name,
 )
+from streaming.composites import MODEL_ERROR
 from streaming.options import REPO_ROOT, resolve_model_dir
 from transforms.codec import DEAD_LETTER_PAYLOAD_LIMIT, confluent_decode
-from transforms.composites import MODEL_ERROR
 
 RESULTS = REPO_ROOT / "bench" / "results"
-JOB_TOPICS = ("in", "out", "review", "audit", "dead")
 # Room for the 10 MB hostile messages.
 BIG_MESSAGE_BYTES = 16 << 20
 SASL_MECHANISM = "SCRAM-SHA-256"
@@ -227,15 +225,6 @@ def covers(expected: Iterable[Coordinate]) -> Callable[[OutputReader], bool]:
     return done
 
 
-def committed_offsets(bootstrap: str, group: str) -> dict[int, int]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        offsets = admin.list_group_offsets({group: None})[group]
-    finally:
-        admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
-
-
 def delete_job_topics(bootstrap: str, topics: Mapping[str, str]) -> None:
     """Best effort: a scenario's topics go when it ends (a shared test broker keeps running)."""
     try:
@@ -248,112 +237,6 @@ def unwritten_below_commit(committed: Mapping[int, int], written: Iterable[Coord
     """Input offsets the group has committed that never came out: what a crash would lose."""
     done = set(written)
     return sum(1 for p, end in committed.items() for o in range(end) if (p, o) not in done)
-
-
-# The job
-
-
-class JobExited(AssertionError):
-    def __init__(self, job: StreamJob):
-        super().__init__(f"the job exited with {job.returncode}; log {job.log_path}:\n{job.log_tail()}")
-
-
-class StreamJob:
-    """``metafix stream`` in a child process leading a session of its own.
-
-    The runner (Prism) runs as a child of the job, so a crash is SIGKILL to the whole
-    process group. Output goes to ``log_path`` (appended across restarts).
-    """
-
-    def __init__(self, bootstrap: str, topics: Mapping[str, str], model_dir: str, log_path: Path,
-                 *extra: str, group_id: str | None = None):
-        self.command = [
-            sys.executable, "-m", "streaming.main", "stream",
-            "--bootstrap-servers", bootstrap,
-            "--input-topic", topics["in"], "--output-topic", topics["out"],
-            "--review-topic", topics["review"], "--audit-topic", topics["audit"],
-            "--dead-letter-topic", topics["dead"],
-            "--group-id", group_id or f"g-{topics['in']}", "--model-dir", model_dir, *extra,
-        ]
-        self.log_path = Path(log_path)
-        self._process: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self) -> StreamJob:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("a") as log:
-            self._process = subprocess.Popen(self.command, cwd=REPO_ROOT, stdout=log,
-                                             stderr=subprocess.STDOUT, start_new_session=True)
-        self.starts += 1
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self._process is not None
-        return self._process.pid
-
-    @property
-    def returncode(self) -> int | None:
-        return None if self._process is None else self._process.poll()
-
-    def alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def wait(self, timeout_s: float) -> int:
-        assert self._process is not None
-        return self._process.wait(timeout=timeout_s)
-
-    def kill(self) -> None:
-        """SIGKILL to the job and everything it started (the Prism runner)."""
-        if self._process is None:
-            return
-        try:
-            os.killpg(self._process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self._process.wait(timeout=30)
-
-    def stop(self, timeout_s: float = 60) -> int | None:
-        """SIGTERM (the job cancels the pipeline and prints its summary); SIGKILL after ``timeout_s``."""
-        if self._process is None:
-            return None
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
-        # Whatever of the job's session is left (the runner, a hung job) goes too.
-        try:
-            os.killpg(self._process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self._process.wait(timeout=30)
-        return self._process.returncode
-
-    def tree_rss(self) -> int:
-        """Resident memory of the job and its children, in bytes."""
-        try:
-            root = psutil.Process(self.pid)
-            processes = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return 0
-        total = 0
-        for p in processes:
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
-        return total
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
 
 
 class RssSampler(threading.Thread):
@@ -676,7 +559,7 @@ def _create_topic_again(bootstrap: str, topic: str, timeout_s: float = 60) -> No
 
 def hostile_input(env: Env, events: int = 10_000, seed: int = 24, normal: int = 2000) -> ScenarioResult:
     """``events`` generated hostile payloads, the huge ones, and ``normal`` events in between."""
-    from streaming.hostile import expected_fate, hostile_payloads
+    from harness.hostile import expected_fate, hostile_payloads
 
     started = time.monotonic()
     topics = create_job_topics(env.bootstrap, "hostile",
@@ -736,8 +619,8 @@ def write_failing_model(destination: Path, like: str) -> Path:
     """A SavedModel that loads like ``like`` (same manifest and outputs) but fails on every batch."""
     import tensorflow as tf
 
-    from model.preprocessing import SWAPPED_OUTPUT, probs_output
     from model.serving import MANIFEST_FILE, resolve_version_dir
+    from model.signature import SWAPPED_OUTPUT, probs_output
     from transforms.fields import SCORED_FIELD_NAMES, SCORED_FIELDS
 
     class FailingModel(tf.Module):
@@ -762,7 +645,7 @@ def model_failure(env: Env, events: int = 5000, seed: int = 25) -> ScenarioResul
     if not model_dir.exists():
         # In a child process: TensorFlow stays out of this one.
         subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
-                        "from streaming.chaos import write_failing_model; "
+                        "from harness.chaos import write_failing_model; "
                         "write_failing_model(Path(sys.argv[1]), sys.argv[2])", str(model_dir), env.model_dir],
                        cwd=REPO_ROOT, check=True, capture_output=True)
     topics = create_job_topics(env.bootstrap, "model")
@@ -886,7 +769,7 @@ FULL_EVENTS = {"crash": 20_000, "broker": 20_000, "output": 20_000, "refused": 5
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m streaming.chaos", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m harness.chaos", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=None,
                         help="events per scenario (default: 20000; hostile 10000; refused, model, sasl 5000)")

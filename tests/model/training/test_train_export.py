@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model import train as training
-from model.preprocessing import SWAPPED_OUTPUT, probs_output
 from model.serving import Predictor
+from model.signature import SWAPPED_OUTPUT, probs_output
+from model.training import train as training
 from transforms.fields import SCORED_FIELDS, SWAP_CLASS
 
 TRACKS = [
