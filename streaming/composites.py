@@ -241,7 +241,10 @@ class CorrectBatchFn(beam.DoFn):
         counts: Counter[str] = Counter()
         scoring = self._scorer.submit(self._timed_score, chunks[0]) if chunks else None
         for i, chunk in enumerate(chunks):
-            scores, model_error = scoring.result()
+            scores, model_error, latency_ms = scoring.result()
+            # Metrics are recorded on this thread: the runner collects only the bundle thread's.
+            self._latency.update(latency_ms)
+            self._batch_size.update(len(chunk))
             if i + 1 < len(chunks):
                 scoring = self._scorer.submit(self._timed_score, chunks[i + 1])
             if model_error is not None:
@@ -252,16 +255,14 @@ class CorrectBatchFn(beam.DoFn):
         self._counters.inc_all(+counts)
         yield CatalogBatch(decoded.position, corrected, [], [], dead)
 
-    def _timed_score(self, chunk: list[tuple[Any, dict]]) -> tuple[list[RecordScores] | None, str | None]:
-        """The chunk's scores, or None and the model's error: a failed chunk goes on flagged, never lost."""
+    def _timed_score(self, chunk: list[tuple[Any, dict]]) -> tuple[list[RecordScores] | None, str | None, int]:
+        """(scores, None, ms), or (None, the model's error, ms): a failed chunk goes on flagged, never lost."""
         started = time.perf_counter()
         try:
             scores, error = self._score([event["track"] for _, event in chunk]), None
         except Exception as e:  # noqa: BLE001 - passed on as a model_error flag on every record
             scores, error = None, f"{type(e).__name__}: {e}"
-        self._latency.update(int((time.perf_counter() - started) * 1000))
-        self._batch_size.update(len(chunk))
-        return scores, error
+        return scores, error, int((time.perf_counter() - started) * 1000)
 
     def _score(self, tracks: list[dict]) -> list[RecordScores]:
         """The model's scores; a track with an over-long value is scored on its own.

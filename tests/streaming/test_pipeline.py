@@ -17,7 +17,8 @@ from streaming.pipeline import build_pipeline
 # Since issue 12 every step handles one element per Kafka poll batch, and one write step
 # writes every output: an --update from the per-record graph maps CorrectCatalog/* onto
 # themselves, EncodeOutputs/Encode* onto EncodeOutputs/EncodeBatches and
-# WriteOutputs/Produce* onto WriteOutputs/ProduceOutputs (none of them holds state).
+# WriteOutputs/Produce* onto WriteOutputs/ProduceOutputs (none of them holds state);
+# WriteOutputs/ProduceOutputs/EndOfStage is new and never holds data.
 STREAM_STEPS = [
     "ArchiveRawEvents",
     "ArchiveRawEvents/WriteArchiveFiles",
@@ -33,6 +34,7 @@ STREAM_STEPS = [
     "ReadEvents/ReadPartitions",
     "WriteOutputs",
     "WriteOutputs/ProduceOutputs",
+    "WriteOutputs/ProduceOutputs/EndOfStage",
     "WriteOutputs/ProduceOutputs/Produce",
     "WriteOutputs/ToTopics",
 ]
