@@ -378,13 +378,13 @@ def bench_replay(model_dir: str, log: Path, workers: int) -> dict:
         process = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         sampler = TreeSampler(process.pid)
         _, err = process.communicate()
-        sampler.stop()
+        cpu = sampler.stop()
         elapsed = time.monotonic() - started
         if process.returncode:
             raise RuntimeError(f"replay failed: {err.decode()[-2000:]}")
         with open(out, "rb") as f:
             count = sum(block.num_records for block in fastavro.block_reader(f))
-    return {"records": count, "records_per_s": count / elapsed, "wall_s": elapsed,
+    return {"records": count, "records_per_s": count / elapsed, "wall_s": elapsed, "cpu_us_per_record": cpu / count * 1e6,
             "peak_rss_mb": sampler.peak_rss / 2**20, "workers": workers, "load": [load_before, load()]}
 
 

@@ -368,31 +368,47 @@ class _ConfluentMetadata:
         self._consumer = _confluent_consumer(settings)
         self._timeout_s = timeout_s
 
+    def _ask(self, request: Callable[[], Any]) -> Any:
+        """``request()``, retried while it fails with a retriable error, for up to the timeout.
+
+        librdkafka answers at once with errors kafka-python waits out itself, such as
+        NOT_COORDINATOR while a fresh broker elects the group's coordinator.
+        """
+        deadline = time.monotonic() + self._timeout_s
+        failures = 0
+        while True:
+            try:
+                with _confluent_errors():
+                    return request()
+            except KafkaClientError as error:
+                if not error.retriable or time.monotonic() > deadline:
+                    raise
+                failures += 1
+                time.sleep(min(2.0, 0.1 * 2**failures))
+
     def partitions(self, topic: str) -> list[int] | None:
-        with _confluent_errors():
-            found = self._consumer.list_topics(topic, timeout=self._timeout_s).topics.get(topic)
+        found = self._ask(lambda: self._consumer.list_topics(topic, timeout=self._timeout_s).topics.get(topic))
         if found is None or found.error is not None or not found.partitions:
             return None
         return sorted(found.partitions)
 
     def offsets(self, topic: str, partitions: list[int], with_committed: bool) -> dict[int, PartitionOffsets]:
         tps = [_ck.TopicPartition(topic, p) for p in partitions]
-        with _confluent_errors():
-            committed = {
-                tp.partition: None if tp.offset < 0 else tp.offset
-                for tp in (self._consumer.committed(tps, timeout=self._timeout_s) if with_committed else ())
-            }
-            result = {}
-            for tp in tps:
-                low, high = self._consumer.get_watermark_offsets(tp, timeout=self._timeout_s)
-                result[tp.partition] = PartitionOffsets(low, high, committed.get(tp.partition))
+        committed = {
+            tp.partition: None if tp.offset < 0 else tp.offset
+            for tp in (self._ask(lambda: self._consumer.committed(tps, timeout=self._timeout_s))
+                       if with_committed else ())
+        }
+        result = {}
+        for tp in tps:
+            low, high = self._ask(lambda tp=tp: self._consumer.get_watermark_offsets(tp, timeout=self._timeout_s))
+            result[tp.partition] = PartitionOffsets(low, high, committed.get(tp.partition))
         return result
 
     def offsets_at(self, topic: str, partitions: list[int], timestamp_ms: int) -> dict[int, int]:
-        with _confluent_errors():
-            found = self._consumer.offsets_for_times(
-                [_ck.TopicPartition(topic, p, timestamp_ms) for p in partitions], timeout=self._timeout_s
-            )
+        found = self._ask(lambda: self._consumer.offsets_for_times(
+            [_ck.TopicPartition(topic, p, timestamp_ms) for p in partitions], timeout=self._timeout_s
+        ))
         # A negative offset: no record at or after the time (kafka-python answers None).
         return {tp.partition: tp.offset for tp in found if tp.offset >= 0}
 
