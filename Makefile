@@ -78,7 +78,7 @@ dataflow-template: ## Build the Dataflow Flex Template image and spec (needs doc
 demo: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Run the streaming job on a local broker with a realistic event stream
 	$(PY) -m harness.demo --model-dir $(MODEL_DIR)
 
-bench: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Measure throughput, latency and memory; writes bench/results/latest.json
+bench: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Measure throughput, latency, replay and memory, each repeated (min, median); BENCH_QUICK=1 for a short run; writes bench/results/latest.json
 	$(PY) -m bench.run --model-dir $(MODEL_DIR)
 
 SOAK_MINUTES ?= 30

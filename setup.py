@@ -21,6 +21,8 @@ setup(
         "tf-keras==2.21.0",
         "tensorflow-transform==1.21.0",
         "kafka-python==3.0.12",
+        "confluent-kafka==2.16.1",
+        "orjson==3.13.0",
         "fastavro==1.13.1",
         "crc32c==2.9.post0",
         "ftfy==6.3.1",

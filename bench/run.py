@@ -1,18 +1,22 @@
-"""``make bench``: throughput, latency and memory of metafix on this machine.
+"""``make bench``: throughput, latency and memory of metafix on this machine, in one run.
 
     python -m bench.run [--events 100000] [--rate 5000] [--model-dir model/export]
+    BENCH_QUICK=1 python -m bench.run      # fewer events, one repeat, 20 s of latency
 
-All measurements run in one go on the same machine and broker:
+The machine may be shared, so every figure is measured ``--repeats`` times and reported as
+its minimum and median (best for rates: the maximum), with the load average beside it:
 
-* e2e: the streaming job (``metafix stream``, local runner) over a pre-filled
-  topic, Kafka to Kafka; events/s from its first output to its last.
-* baseline: a plain loop (kafka-python consume -> the same decode, model,
-  policy and encode code -> produce), no Beam.
-* model: the exported signature alone, at the batch size the job achieved.
-* latency: the job at a fixed input rate; output record time minus input
-  record time (both Kafka timestamps), p50/p99.
-* memory and CPU: peak RSS of the job's process tree; CPU seconds per 1k events.
-* replay: ``metafix replay`` over an Avro event log.
+* e2e: the streaming job (``metafix stream`` on Prism) over a pre-filled topic, Kafka to
+  Kafka (corrected, review, audit, dead letters); events/s from its first output to its last.
+* baseline: the plain loop without Beam, with the same Kafka client doing the same work
+  (consume, decode, score, correct, route, encode, produce to the same four topics).
+* latency: the job at a fixed input rate; output record time minus input record time
+  (both Kafka timestamps), p50/p99 over the steady state (the first 10 s left out).
+* replay: ``metafix replay`` over an Avro event log (records/s), and peak RSS of one
+  replay of ``--replay-events`` (1M by default) events.
+* stages: CPU µs per event of each stage alone, in this process, at the job's batch
+  sizes; "Beam and runner" is the job's steady-state CPU per event (job and Prism
+  processes, from its first output to its last) minus their sum.
 
 Prints a table and writes ``bench/results/latest.json``.
 """
@@ -22,18 +26,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import fastavro
 import numpy as np
 import psutil
-from kafka import KafkaConsumer, KafkaProducer
 
 from harness.eventgen import catalog_messages, produce
 from harness.jobs import StreamJob
@@ -45,10 +50,40 @@ from harness.local_kafka import (
     unique_topic_name,
 )
 from schemas import CATALOG_UPDATE_EVENT
+from streaming.composites import (
+    CatalogBatch,
+    CorrectBatchFn,
+    CorrectionSettings,
+    DecodedBatch,
+    DecodeFn,
+    EncodeFn,
+    RouteFn,
+)
+from streaming.kafka_clients import (
+    CLIENT_NAMES,
+    DEFAULT_CLIENT,
+    ConsumerSettings,
+    KafkaRecord,
+    kafka_client,
+)
+from streaming.kafkaio import ProducerConfig
 from streaming.options import REPO_ROOT, resolve_model_dir
 from transforms import codec
 
 RESULTS = REPO_ROOT / "bench" / "results"
+OUTPUTS = ("out", "review", "audit", "dead")
+# Left out of the latency figures: the job's warm-up after the rate starts.
+LATENCY_WARMUP_S = 10.0
+
+
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+def summary(values: list[float], best: Callable = max) -> dict[str, Any]:
+    """min, median, best and every value of a repeated figure."""
+    return {"min": min(values), "median": statistics.median(values), "max": max(values), "best": best(values),
+            "values": values}
 
 
 class TreeSampler:
@@ -59,6 +94,8 @@ class TreeSampler:
         self._interval = interval_s
         self.peak_rss = 0
         self._cpu: dict[int, float] = {}
+        # (wall time, CPU seconds of the tree so far), one per sample.
+        self.history: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -78,7 +115,13 @@ class TreeSampler:
                 except psutil.NoSuchProcess:
                     pass
             self.peak_rss = max(self.peak_rss, rss)
+            self.history.append((time.time(), sum(self._cpu.values())))
             self._stop.wait(self._interval)
+
+    def cpu_between(self, start: float, end: float) -> float:
+        """CPU seconds the tree used between two wall times (to the nearest samples)."""
+        inside = [cpu for t, cpu in self.history if start <= t <= end]
+        return inside[-1] - inside[0] if len(inside) > 1 else float("nan")
 
     def stop(self) -> float:
         self._stop.set()
@@ -86,42 +129,47 @@ class TreeSampler:
         return sum(self._cpu.values())
 
 
-def _job(bootstrap: str, topics: dict[str, str], model_dir: str, metrics_file: str) -> StreamJob:
-    return StreamJob(bootstrap, topics, model_dir, Path(metrics_file).with_suffix(".log"),
-                     "--start-from", "earliest", "--metrics-file", metrics_file,
-                     group_id=f"bench-{topics['in']}").start()
-
-
 def _topics(bootstrap: str) -> dict[str, str]:
-    topics = {name: unique_topic_name(f"bench-{name}") for name in ("in", "out", "dead", "audit", "review")}
+    topics = {name: unique_topic_name(f"bench-{name}") for name in ("in", *OUTPUTS)}
     for topic in topics.values():
         create_topic(bootstrap, topic, partitions=3)
     return topics
 
 
-def _drain(bootstrap: str, topics: list[str], expected: int, timeout_s: float) -> list:
-    """(topic, timestamp_ms, value) of every output record until ``expected`` arrived."""
-    consumer = KafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None,
-                             fetch_max_bytes=64 << 20)
-    seen = []
+def _job(bootstrap: str, topics: dict[str, str], model_dir: str, metrics_file: str, client: str) -> StreamJob:
+    return StreamJob(bootstrap, topics, model_dir, Path(metrics_file).with_suffix(".log"),
+                     "--start-from", "earliest", "--metrics-file", metrics_file, "--kafka-client", client,
+                     group_id=f"bench-{topics['in']}").start()
+
+
+def _drain(bootstrap: str, topics: list[str], expected: int, timeout_s: float) -> list[tuple[str, int, bytes, float]]:
+    """(topic, timestamp_ms, value, arrival time) of output records until ``expected`` arrived."""
+    client = kafka_client(DEFAULT_CLIENT)
+    settings = ConsumerSettings(bootstrap, None, 20_000)
+    metadata = client.metadata(settings)
+    consumers = [client.partition_consumer(settings, t, p, 0) for t in topics for p in metadata.partitions(t)]
+    metadata.close()
+    seen: list[tuple[str, int, bytes, float]] = []
     deadline = time.monotonic() + timeout_s
     try:
         while len(seen) < expected and time.monotonic() < deadline:
-            for tp, batch in consumer.poll(timeout_ms=500, max_records=20000).items():
-                seen += [(tp.topic, m.timestamp, m.value, time.time()) for m in batch]
+            for consumer in consumers:
+                now = time.time()
+                seen += [(r.topic, r.timestamp_ms, r.value, now) for r in consumer.poll(20_000, 50)]
     finally:
-        consumer.close()
+        for consumer in consumers:
+            consumer.close()
     return seen
 
 
-def bench_e2e(bootstrap: str, model_dir: str, n: int) -> dict:
+def bench_e2e(bootstrap: str, model_dir: str, messages: list, client: str) -> dict:
+    n = len(messages)
     topics = _topics(bootstrap)
-    messages = list(catalog_messages(n, seed=21, bad_every=0))
     produce(bootstrap, topics["in"], iter(messages))
     metrics_file = tempfile.mktemp(suffix=".json")
-    job = _job(bootstrap, topics, model_dir, metrics_file)
+    load_before = load()
+    job = _job(bootstrap, topics, model_dir, metrics_file, client)
     sampler = TreeSampler(job.pid)
-    started = time.monotonic()
     try:
         seen = _drain(bootstrap, [topics["out"], topics["dead"]], n, timeout_s=1800)
     finally:
@@ -131,33 +179,37 @@ def bench_e2e(bootstrap: str, model_dir: str, n: int) -> dict:
     arrivals = sorted(t for *_, t in seen)
     window = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else float("nan")
     metrics = json.loads(Path(metrics_file).read_text()) if Path(metrics_file).exists() else {}
-    batch = metrics.get("inference_batch_size", {})
+    # The steady state: from the first output to the last (start-up and model loading left out).
+    steady_cpu = sampler.cpu_between(arrivals[0], arrivals[-1])
     return {
         "events": n,
         "out": len(seen),
-        "e2e_events_per_s": len(seen) / window,
-        "e2e_wall_s_including_startup": time.monotonic() - started,
+        "events_per_s": len(seen) / window,
         "peak_rss_mb": sampler.peak_rss / 2**20,
-        "cpu_s_per_1k_events": cpu / n * 1000,
-        "job_mean_batch_size": batch.get("mean"),
+        "cpu_us_per_event": steady_cpu / len(seen) * 1e6,
+        "cpu_us_per_event_with_startup": cpu / n * 1e6,
+        "job_mean_batch_size": metrics.get("inference_batch_size", {}).get("mean"),
+        "load": [load_before, load()],
     }
 
 
-def bench_latency(bootstrap: str, model_dir: str, rate: float, seconds: float) -> dict:
+def bench_latency(bootstrap: str, model_dir: str, rate: float, seconds: float, client: str) -> dict:
     topics = _topics(bootstrap)
     n = int(rate * seconds)
     metrics_file = tempfile.mktemp(suffix=".json")
-    job = _job(bootstrap, topics, model_dir, metrics_file)
+    job = _job(bootstrap, topics, model_dir, metrics_file, client)
     sampler = TreeSampler(job.pid)
+    load_before = load()
     try:
         # Let the job start and settle before the clock matters.
         produce(bootstrap, topics["in"], catalog_messages(50, seed=1, bad_every=0))
         _drain(bootstrap, [topics["out"]], 50, timeout_s=300)
         messages = list(catalog_messages(n, seed=22, bad_every=0, id_prefix="lat"))
-        sent_at: dict[str, int] = {}
-        producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
-        consumer_result: list = []
-        reader = threading.Thread(target=lambda: consumer_result.extend(
+        measured: set[str] = set()
+        # The driver's own producer is librdkafka, so that it takes little of the job's CPU.
+        producer = kafka_client("confluent").producer(ProducerConfig(bootstrap, linger_ms=5).settings())
+        result: list = []
+        reader = threading.Thread(target=lambda: result.extend(
             _drain(bootstrap, [topics["out"]], n + 50, timeout_s=seconds + 300)), daemon=True)
         reader.start()
         start = time.monotonic()
@@ -165,167 +217,312 @@ def bench_latency(bootstrap: str, model_dir: str, rate: float, seconds: float) -
             delay = start + i / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            ts = int(time.time() * 1000)
-            sent_at[m.event_id] = ts
-            producer.send(topics["in"], key=m.key, value=m.value, timestamp_ms=ts)
+            if i / rate >= LATENCY_WARMUP_S:
+                measured.add(m.event_id)
+            producer.send(topics["in"], m.key, m.value)
         producer.flush()
         achieved = n / (time.monotonic() - start)
         reader.join()
     finally:
-        cpu = sampler.stop()
-        # SIGTERM: the job cancels the pipeline and writes its metrics file while the runner is up.
+        sampler.stop()
         job.stop(timeout_s=90)
-    latencies = []
-    for _, ts, value, _ in consumer_result:
+    # The input record's Kafka timestamp is its send time; the output's, its write time.
+    input_time = {}
+    for _, ts, value, _ in result:
         _, record = codec.confluent_decode(value)
-        if record["event_id"] in sent_at:
-            latencies.append(ts - sent_at[record["event_id"]])
-    lat = np.array(latencies, dtype=float)
+        if record["event_id"] in measured:
+            input_time[record["event_id"]] = (ts, record["input"]["timestamp_ms"])
+    lat = np.array([out - inp for out, inp in input_time.values()], dtype=float)
     return {
         "rate_target": rate,
         "rate_achieved": achieved,
+        "steady_state_s": seconds - LATENCY_WARMUP_S,
         "measured": len(lat),
         "latency_p50_ms": float(np.percentile(lat, 50)) if len(lat) else None,
         "latency_p99_ms": float(np.percentile(lat, 99)) if len(lat) else None,
         "latency_max_ms": float(lat.max()) if len(lat) else None,
         "peak_rss_mb": sampler.peak_rss / 2**20,
-        "cpu_s_per_1k_events": cpu / (n + 50) * 1000,
+        "load": [load_before, load()],
     }
 
 
-def bench_baseline(bootstrap: str, model_dir: str, n: int, batch_size: int = 512) -> dict:
-    """No Beam: consume, decode, score, correct, encode, produce in one loop."""
-    from model.serving import Predictor
-    from schemas import CORRECTED_SCHEMA_ID
-    from transforms import records
-    from transforms.policy import correct_track
+class PlainLoop:
+    """The job's work without Beam: the same DoFn logic called directly, the same client."""
 
+    def __init__(self, model_dir: str, batch_size: int = 512):
+        self.decode = DecodeFn(codec.DEFAULT_MAX_PAYLOAD_BYTES)
+        self.correct = CorrectBatchFn(CorrectionSettings(model_dir, batch_size), _SharedOnce())
+        self.route = RouteFn()
+        self.encode = EncodeFn()
+        for fn in (self.decode, self.correct, self.encode):
+            fn.setup()
+
+    def outputs(self, batch: list[KafkaRecord]) -> Any:
+        [decoded] = self.decode.process(batch)
+        [corrected] = self.correct.process(decoded)
+        [routed] = self.route.process(corrected)
+        [encoded] = self.encode.process(routed)
+        return encoded
+
+
+class _SharedOnce:
+    """Stands in for ``apache_beam.utils.shared.Shared`` outside a pipeline."""
+
+    def acquire(self, constructor: Callable, tag: str) -> Any:  # noqa: ARG002 - same signature as Shared
+        return constructor()
+
+
+def bench_baseline(bootstrap: str, loop: PlainLoop, messages: list, client_name: str) -> dict:
+    n = len(messages)
     topics = _topics(bootstrap)
-    produce(bootstrap, topics["in"], catalog_messages(n, seed=21, bad_every=0))
-    predictor = Predictor.load(model_dir)
-    thresholds, version = predictor.thresholds, predictor.version
-    consumer = KafkaConsumer(topics["in"], bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             group_id=None, max_poll_records=batch_size, fetch_max_bytes=64 << 20)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
-    done = 0
-    started = None
+    produce(bootstrap, topics["in"], iter(messages))
+    client = kafka_client(client_name)
+    settings = ConsumerSettings(bootstrap, None, 2000)
+    consumers = [client.partition_consumer(settings, topics["in"], p, 0) for p in range(3)]
+    producer = client.producer(ProducerConfig(bootstrap, client=client_name).settings())
+    load_before = load()
+    done, started = 0, None
+    cpu_started = time.process_time()
     while done < n:
-        for _, batch in consumer.poll(timeout_ms=500, max_records=batch_size).items():
+        for consumer in consumers:
+            batch = consumer.poll(2000, 100)
+            if not batch:
+                continue
             started = started or time.monotonic()
-            events = [(m, codec.decode_event(m.value)) for m in batch]
-            scores = predictor.predict([e["track"] for _, e in events])
-            for (m, event), s in zip(events, scores, strict=True):
-                result = correct_track(event["track"], s, thresholds=thresholds, model_version=version)
-                record = records.corrected_record(
-                    event, track=result.track, corrections=result.corrections, review=result.review,
-                    model_version=version,
-                    input_coordinates=records.coordinates(m.topic, m.partition, m.offset, m.timestamp))
-                producer.send(topics["out"], key=m.key, value=codec.confluent_encode(CORRECTED_SCHEMA_ID, record))
+            encoded = loop.outputs(batch)
+            handles = [producer.send(topics[name], key, value)
+                       for name, pairs in zip(OUTPUTS, (encoded.corrected, encoded.review, encoded.audit,
+                                                        encoded.dead_letters), strict=True)
+                       for key, value in pairs]
+            producer.flush()
+            for handle in handles:
+                producer.result(handle)
             done += len(batch)
-    producer.flush()
     elapsed = time.monotonic() - started
-    consumer.close()
+    cpu = time.process_time() - cpu_started
+    for consumer in consumers:
+        consumer.close()
     producer.close()
-    return {"baseline_events_per_s": n / elapsed}
+    return {"events_per_s": n / elapsed, "cpu_us_per_event": cpu / n * 1e6, "load": [load_before, load()]}
 
 
-def bench_model(model_dir: str, batch_size: int, n: int = 50_000) -> dict:
-    from model.serving import Predictor
+def bench_stages(bootstrap: str, loop: PlainLoop, messages: list, client_name: str) -> dict[str, float]:
+    """CPU µs per event of each stage alone (process CPU time, TF and client threads included)."""
+    records = [KafkaRecord("in", 0, i, 0, m.key, m.value) for i, m in enumerate(messages)]
+    batches = [records[i:i + 2000] for i in range(0, len(records), 2000)]
+    n = len(records)
 
-    predictor = Predictor.load(model_dir)
-    tracks = [codec.decode_event(m.value)["track"] for m in catalog_messages(batch_size, seed=4, bad_every=0)]
+    def cpu_us(fn: Callable[[], Any]) -> float:
+        started = time.process_time()
+        fn()
+        return (time.process_time() - started) / n * 1e6
+
+    stages: dict[str, float] = {}
+    decoded: list[DecodedBatch] = []
+    stages["decode"] = cpu_us(lambda: decoded.extend(x for b in batches for x in loop.decode.process(b)))
+    predictor = loop.correct._predictor
+    tracks = [[e["track"] for _, e in d.events] for d in decoded]
+    stages["model"] = cpu_us(lambda: [predictor.predict(t[i:i + 512]) for t in tracks for i in range(0, len(t), 512)])
+    corrected: list[CatalogBatch] = []
+    stages["score, policy and correctors"] = cpu_us(
+        lambda: corrected.extend(x for d in decoded for x in loop.correct.process(d)))
+    stages["policy and correctors"] = stages["score, policy and correctors"] - stages["model"]
+    del stages["score, policy and correctors"]
+    routed: list[CatalogBatch] = []
+    stages["route (review, audit)"] = cpu_us(lambda: routed.extend(x for c in corrected for x in loop.route.process(c)))
+    encoded: list = []
+    stages["avro encode"] = cpu_us(lambda: encoded.extend(x for r in routed for x in loop.encode.process(r)))
+    messages_out = [(k, v) for e in encoded for pairs in (e.corrected, e.review, e.audit) for k, v in pairs]
+    topic = unique_topic_name("bench-stage")
+    create_topic(bootstrap, topic, partitions=3)
+    client = kafka_client(client_name)
+    producer = client.producer(ProducerConfig(bootstrap, client=client_name).settings())
+
+    def produce_all() -> None:
+        for k, v in messages_out:
+            producer.send(topic, k, v)
+        producer.flush()
+
+    stages[f"produce ({len(messages_out) / n:.2f} messages per event)"] = cpu_us(produce_all)
+    producer.close()
+    consumers = [client.partition_consumer(ConsumerSettings(bootstrap, None, 2000), topic, p, 0) for p in range(3)]
+
+    def consume_all() -> None:
+        got = 0
+        while got < len(messages_out):
+            got += sum(len(c.poll(2000, 100)) for c in consumers)
+
+    # Per produced message, scaled to one input message per event.
+    stages["consume"] = cpu_us(consume_all) * n / len(messages_out)
+    for c in consumers:
+        c.close()
+    return stages
+
+
+def bench_model_cpu(loop: PlainLoop, messages: list, batch_size: int = 512) -> dict:
+    tracks = [codec.decode_event(m.value)["track"] for m in messages[:batch_size]]
+    predictor = loop.correct._predictor
     predictor.predict(tracks)
-    rounds = max(1, n // batch_size)
-    started = time.perf_counter()
-    for _ in range(rounds):
-        predictor.predict_probs(tracks)
-    signature_rate = rounds * batch_size / (time.perf_counter() - started)
-    started = time.perf_counter()
+    rounds = max(1, 20_000 // batch_size)
+    cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(rounds):
         predictor.predict(tracks)
-    return {"batch_size": batch_size, "model_records_per_s": signature_rate,
-            "model_with_postprocessing_records_per_s": rounds * batch_size / (time.perf_counter() - started)}
+    n = rounds * len(tracks)
+    return {"cpu_us_per_record": (time.process_time() - cpu) / n * 1e6,
+            "wall_us_per_record": (time.perf_counter() - wall) / n * 1e6, "batch_size": len(tracks)}
 
 
-def bench_replay(model_dir: str, n: int) -> dict:
+def write_event_log(path: Path, n: int) -> None:
+    with open(path, "wb") as f:
+        fastavro.writer(f, CATALOG_UPDATE_EVENT,
+                        (codec.decode_event(m.value) for m in catalog_messages(n, seed=23, bad_every=0)))
+
+
+def bench_replay(model_dir: str, log: Path, workers: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        log = Path(tmp) / "events.avro"
-        with open(log, "wb") as f:
-            fastavro.writer(f, CATALOG_UPDATE_EVENT,
-                            (codec.decode_event(m.value) for m in catalog_messages(n, seed=23, bad_every=0)))
-        metrics_file = Path(tmp) / "metrics.json"
+        out = Path(tmp) / "out.avro"
+        args = [sys.executable, "-m", "streaming.main", "replay", "--input", str(log), "--output", str(out),
+                "--format", "avro", "--model-dir", model_dir]
+        if workers > 1:
+            args += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+        load_before = load()
         started = time.monotonic()
-        subprocess.run(
-            [sys.executable, "-m", "streaming.main", "replay", "--input", str(log), "--output",
-             str(Path(tmp) / "out.avro"), "--format", "avro", "--model-dir", model_dir,
-             "--metrics-file", str(metrics_file)],
-            cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        process = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        sampler = TreeSampler(process.pid)
+        _, err = process.communicate()
+        cpu = sampler.stop()
         elapsed = time.monotonic() - started
-        with open(Path(tmp) / "out.avro", "rb") as f:
-            out = sum(1 for _ in fastavro.reader(f))
-    return {"replay_records": out, "replay_records_per_s": out / elapsed, "replay_wall_s": elapsed}
+        if process.returncode:
+            raise RuntimeError(f"replay failed: {err.decode()[-2000:]}")
+        with open(out, "rb") as f:
+            count = sum(block.num_records for block in fastavro.block_reader(f))
+    return {"records": count, "records_per_s": count / elapsed, "wall_s": elapsed, "cpu_us_per_record": cpu / count * 1e6,
+            "peak_rss_mb": sampler.peak_rss / 2**20, "workers": workers, "load": [load_before, load()]}
+
+
+def _row(name: str, value: Any, unit: str = "") -> str:
+    if isinstance(value, dict):
+        return f"  {name:<44} {value['min']:>12,.1f} {value['median']:>12,.1f}  {unit}"
+    if isinstance(value, int | float):
+        return f"  {name:<44} {value:>12,.1f} {'':>12}  {unit}"
+    return f"  {name:<44} {'-':>12}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    quick = os.environ.get("BENCH_QUICK") == "1"
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=30_000 if quick else 100_000)
+    parser.add_argument("--repeats", type=int, default=1 if quick else 3)
     parser.add_argument("--rate", type=float, default=5000.0)
-    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--latency-seconds", type=float, default=30.0 if quick else 70.0,
+                        help=f"input at --rate for this long; the first {LATENCY_WARMUP_S:.0f} s are not measured")
+    parser.add_argument("--replay-events", type=int, default=100_000 if quick else 1_000_000)
+    parser.add_argument("--replay-workers", type=int, default=1)
+    parser.add_argument("--kafka-client", choices=CLIENT_NAMES, default=DEFAULT_CLIENT)
     parser.add_argument("--port", type=int, default=19700)
     parser.add_argument("--model-dir", default=None)
-    parser.add_argument("--only", nargs="*", default=None,
-                        help="subset of: e2e baseline model latency replay")
+    parser.add_argument("--only", nargs="*", default=None, help="subset of: e2e baseline stages latency replay")
     args = parser.parse_args(argv)
     model_dir = resolve_model_dir(args.model_dir)
-    wanted = set(args.only or ["e2e", "baseline", "model", "latency", "replay"])
+    wanted = set(args.only or ["e2e", "baseline", "stages", "latency", "replay"])
+    client = args.kafka_client
 
     broker = LocalKafka(port=args.port)
     started_broker = not (port_is_open(args.port) and serves_kafka(broker.bootstrap))
     if started_broker:
         broker.start()
-    results: dict = {"machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
-                     "model_dir": model_dir, "events": args.events}
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
+        "model_dir": model_dir, "events": args.events, "repeats": args.repeats, "quick": quick,
+        "kafka_client": client, "load_at_start": load(),
+    }
+    messages = list(catalog_messages(args.events, seed=21, bad_every=0))
     try:
         if "e2e" in wanted:
-            results["e2e"] = bench_e2e(broker.bootstrap, model_dir, args.events)
+            results["e2e"] = [bench_e2e(broker.bootstrap, model_dir, messages, client) for _ in range(args.repeats)]
             print(f"e2e: {results['e2e']}", flush=True)
+        if wanted & {"baseline", "stages"}:
+            loop = PlainLoop(model_dir)
         if "baseline" in wanted:
-            results["baseline"] = bench_baseline(broker.bootstrap, model_dir, args.events)
+            results["baseline"] = [bench_baseline(broker.bootstrap, loop, messages, client)
+                                   for _ in range(args.repeats)]
             print(f"baseline: {results['baseline']}", flush=True)
-        if "model" in wanted:
-            achieved = (results.get("e2e") or {}).get("job_mean_batch_size") or 512
-            results["model"] = bench_model(model_dir, max(1, round(achieved)))
-            print(f"model: {results['model']}", flush=True)
+        if "stages" in wanted:
+            results["model"] = [bench_model_cpu(loop, messages) for _ in range(args.repeats)]
+            results["stages"] = [bench_stages(broker.bootstrap, loop, messages[:20_000], client)
+                                 for _ in range(args.repeats)]
+            print(f"stages: {results['stages']}", flush=True)
         if "latency" in wanted:
-            results["latency"] = bench_latency(broker.bootstrap, model_dir, args.rate, args.latency_seconds)
+            results["latency"] = [bench_latency(broker.bootstrap, model_dir, args.rate, args.latency_seconds, client)
+                                  for _ in range(max(1, args.repeats - 1))]
             print(f"latency: {results['latency']}", flush=True)
         if "replay" in wanted:
-            results["replay"] = bench_replay(model_dir, args.events)
-            print(f"replay: {results['replay']}", flush=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                small, large = Path(tmp) / "small.avro", Path(tmp) / "large.avro"
+                write_event_log(small, args.events)
+                results["replay"] = [bench_replay(model_dir, small, args.replay_workers)
+                                     for _ in range(args.repeats)]
+                write_event_log(large, args.replay_events)
+                results["replay_large"] = bench_replay(model_dir, large, args.replay_workers)
+            print(f"replay: {results['replay']} {results['replay_large']}", flush=True)
     finally:
         if started_broker:
             broker.stop()
-    e2e, base, lat = results.get("e2e", {}), results.get("baseline", {}), results.get("latency", {})
+
+    def figure(section: str, key: str, best: Callable = max) -> dict | None:
+        runs = results.get(section)
+        return summary([r[key] for r in runs], best) if runs else None
+
+    e2e, base = figure("e2e", "events_per_s"), figure("baseline", "events_per_s")
+    p50, p99 = figure("latency", "latency_p50_ms", min), figure("latency", "latency_p99_ms", min)
+    replay = figure("replay", "records_per_s")
+    stages = {name: summary([run[name] for run in results["stages"]], min) for name in results.get("stages", [{}])[0]}
+    e2e_cpu = figure("e2e", "cpu_us_per_event", min)
+    if stages and e2e_cpu:
+        stages["Beam and runner (e2e CPU minus the stages)"] = summary(
+            [e2e_cpu["min"] - sum(s["min"] for s in stages.values())], min)
+    rss = [r["peak_rss_mb"] for section in ("e2e", "latency") for r in results.get(section, [])]
+    results["summary"] = {"e2e_events_per_s": e2e, "baseline_events_per_s": base, "latency_p50_ms": p50,
+                          "latency_p99_ms": p99, "replay_records_per_s": replay, "e2e_cpu_us_per_event": e2e_cpu,
+                          "model_cpu_us_per_record": figure("model", "cpu_us_per_record", min),
+                          "stages_cpu_us_per_event": stages}
+    # The top-level keys stay those of earlier versions, so runs compare across versions:
+    # rates are the best repeat (least disturbed by the machine's other load), latencies the least.
     results.update({
-        "e2e_events_per_s": e2e.get("e2e_events_per_s"),
-        "baseline_events_per_s": base.get("baseline_events_per_s"),
-        "ratio_to_baseline": (e2e["e2e_events_per_s"] / base["baseline_events_per_s"]) if e2e and base else None,
-        "latency_p50_ms": lat.get("latency_p50_ms"),
-        "latency_p99_ms": lat.get("latency_p99_ms"),
-        "peak_rss_mb": max([r.get("peak_rss_mb") or 0 for r in (e2e, lat)]) or None,
-        "cpu_s_per_1k_events": e2e.get("cpu_s_per_1k_events"),
-        "model_records_per_s": (results.get("model") or {}).get("model_records_per_s"),
-        "replay_records_per_s": (results.get("replay") or {}).get("replay_records_per_s"),
+        "e2e_events_per_s": e2e["best"] if e2e else None,
+        "baseline_events_per_s": base["best"] if base else None,
+        "ratio_to_baseline": e2e["best"] / base["best"] if e2e and base else None,
+        "latency_p50_ms": p50["best"] if p50 else None,
+        "latency_p99_ms": p99["best"] if p99 else None,
+        "peak_rss_mb": max(rss) if rss else None,
+        "replay_records_per_s": replay["best"] if replay else None,
+        "replay_1m_peak_rss_mb": (results.get("replay_large") or {}).get("peak_rss_mb"),
     })
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    print("\nmetafix benchmark (this machine)")
-    for key in ("e2e_events_per_s", "baseline_events_per_s", "ratio_to_baseline", "model_records_per_s",
-                "latency_p50_ms", "latency_p99_ms", "peak_rss_mb", "cpu_s_per_1k_events", "replay_records_per_s"):
-        value = results.get(key)
-        print(f"  {key:<26} {value:>12,.2f}" if isinstance(value, int | float) else f"  {key:<26} {'-':>12}")
+
+    print(f"\nmetafix benchmark ({os.cpu_count()} cores, client {client}, {args.repeats} repeat(s), "
+          f"load {results['load_at_start']:.2f} at start, {load():.2f} at end)")
+    print(f"  {'':<44} {'min':>12} {'median':>12}")
+    print(_row("e2e events/s", e2e))
+    print(_row("plain loop events/s (same client, no Beam)", base))
+    if e2e and base:
+        print(_row("ratio e2e / plain loop (best of each)", results["ratio_to_baseline"]))
+    print(_row(f"latency p50 ms at {args.rate:,.0f}/s", p50))
+    print(_row(f"latency p99 ms at {args.rate:,.0f}/s", p99))
+    print(_row("replay records/s", replay))
+    large = results.get("replay_large")
+    if large:
+        print(_row(f"replay of {large['records']:,} events: records/s", large["records_per_s"]))
+        print(_row(f"replay of {large['records']:,} events: peak RSS MB", large["peak_rss_mb"]))
+    print(_row("model CPU µs per record", results["summary"]["model_cpu_us_per_record"]))
+    print(_row("peak RSS MB (stream)", results["peak_rss_mb"]))
+    print(_row("e2e CPU µs per event (job and runner)", e2e_cpu))
+    if stages:
+        print("  CPU µs per event, by stage:")
+        for name, value in stages.items():
+            print(_row("  " + name, value))
     print(f"\nwrote {RESULTS / 'latest.json'}")
     return 0
 

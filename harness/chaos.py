@@ -72,6 +72,7 @@ from harness.local_kafka import (
     unique_topic_name,
 )
 from streaming.composites import MODEL_ERROR
+from streaming.kafka_clients import CLIENT_NAMES
 from streaming.options import REPO_ROOT, resolve_model_dir
 from transforms.codec import DEAD_LETTER_PAYLOAD_LIMIT, confluent_decode
 
@@ -344,11 +345,14 @@ class Env:
     workdir: Path
     # How long to wait for any one expected state before giving up on it.
     timeout_s: float = 600.0
+    # The job's --kafka-client; None leaves the job's default.
+    kafka_client: str | None = None
 
     def job(self, topics: Mapping[str, str], name: str, *extra: str, bootstrap: str | None = None,
             model_dir: str | None = None, group_id: str | None = None) -> StreamJob:
+        client = ("--kafka-client", self.kafka_client) if self.kafka_client else ()
         return StreamJob(bootstrap or self.bootstrap, topics, model_dir or self.model_dir,
-                         self.workdir / f"{name}.log", *extra, group_id=group_id)
+                         self.workdir / f"{name}.log", *client, *extra, group_id=group_id)
 
 
 def _retry_log_lines(job: StreamJob) -> int:
@@ -777,6 +781,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=19690, help="port of the chaos broker (default 19690)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios (default: all)")
     parser.add_argument("--output", type=Path, default=RESULTS / "chaos.json")
+    parser.add_argument("--kafka-client", choices=CLIENT_NAMES, default=None,
+                        help="the job's Kafka client (default: the job's default)")
     args = parser.parse_args(argv)
     model_dir = resolve_model_dir(args.model_dir)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -788,7 +794,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reuse = port_is_open(args.port) and serves_kafka(broker.bootstrap)
     if not reuse:
         broker.start()
-    env = Env(broker.bootstrap, model_dir, workdir)
+    env = Env(broker.bootstrap, model_dir, workdir, kafka_client=args.kafka_client)
     results = []
     try:
         for name in names:

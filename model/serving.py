@@ -107,6 +107,15 @@ def _string_tensor(tf: Any, values: Sequence[str]) -> Any:
         return tf.constant([v.encode("utf-8", "surrogatepass") for v in values], dtype=tf.string)
 
 
+def _set_threads(tf: Any, threads: int) -> None:
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        # TensorFlow is already initialised in this process (another model loaded first).
+        pass
+
+
 class Predictor:
     """A loaded detector: raw tracks in, ``RecordScores`` out."""
 
@@ -119,11 +128,19 @@ class Predictor:
         self._classes = {spec.name: np.array(spec.classes, dtype=object) for spec in SCORED_FIELDS}
 
     @classmethod
-    def load(cls, model_dir: str | Path) -> Predictor:
-        """Load the SavedModel under ``model_dir`` (export root or version dir)."""
+    def load(cls, model_dir: str | Path, threads: int | None = None) -> Predictor:
+        """Load the SavedModel under ``model_dir`` (export root or version dir).
+
+        ``threads`` caps TensorFlow's intra- and inter-op thread pools of this process
+        (None leaves TF's default, one per core). It takes effect only before TensorFlow
+        has run anything in the process; later it is left as it was.
+        """
         version_dir = resolve_version_dir(model_dir)
         manifest = read_manifest(version_dir)
         import tensorflow as tf
+
+        if threads is not None:
+            _set_threads(tf, threads)
 
         try:
             loaded = tf.saved_model.load(str(version_dir))

@@ -68,9 +68,9 @@ class _ArchiveFn(beam.DoFn):
     def start_bundle(self) -> None:
         self._groups: dict[tuple[str, int, int], list[Any]] = defaultdict(list)
 
-    def process(self, record: Any) -> None:
-        hour = record.timestamp_ms // 3_600_000
-        self._groups[(record.topic, record.partition, hour)].append(record)
+    def process(self, batch: Iterable[Any]) -> None:
+        for record in batch:
+            self._groups[(record.topic, record.partition, record.timestamp_ms // 3_600_000)].append(record)
 
     def finish_bundle(self) -> None:
         for (topic, partition, _), group in self._groups.items():
@@ -84,7 +84,10 @@ class _ArchiveFn(beam.DoFn):
 
 
 class ArchiveEvents(beam.PTransform):
-    """Writes every raw input record to time-partitioned Avro files (no output)."""
+    """Writes every raw input record to time-partitioned Avro files (no output).
+
+    Its input is ReadFromKafka's: batches of records.
+    """
 
     def __init__(self, archive_dir: str):
         super().__init__()

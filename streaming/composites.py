@@ -14,15 +14,16 @@ decoding, the decision policy and record assembly are pure functions.
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
-from apache_beam.utils.windowed_value import WindowedValue
 
 from model.serving import Predictor
 from schemas import AUDIT_SCHEMA_ID, CORRECTED_SCHEMA_ID
@@ -36,25 +37,68 @@ AUDIT = "audit"
 MODEL_ERROR = "model_error"
 
 
-class CatalogOutputs(NamedTuple):
-    """The outputs of ``CorrectCatalog``.
+class EventRecord(NamedTuple):
+    """An input that is already a ``CatalogUpdateEvent`` (a row of an Avro event log).
 
-    ``dead_letter_parts`` holds the dead letters unmerged, one PCollection per step that
-    makes them: a sink that must stay fused with the source writes each part on its own,
-    because a Flatten runs in the runner on Prism and would end the fused stage, letting
-    the source commit its offsets before the sink has written (see ``streaming/kafkaio.py``).
-    A bounded sink may merge them (``merged_dead_letters``).
+    It is validated as is, without a wire-format round trip; only a dead letter needs its
+    bytes, and ``value`` encodes them then.
     """
 
-    corrected: beam.PCollection
-    review: beam.PCollection
-    audit: beam.PCollection
-    dead_letter_parts: dict[str, beam.PCollection]
+    topic: str | None
+    partition: int | None
+    offset: int | None
+    timestamp_ms: int | None
+    key: bytes | None
+    event: dict[str, Any]
+
+    @property
+    def value(self) -> bytes:
+        try:
+            return codec.encode_event(self.event)
+        except Exception:  # noqa: BLE001 - a row the schema cannot hold: keep what can be shown
+            return repr(self.event).encode("utf-8", "backslashreplace")
 
 
-def merged_dead_letters(outputs: CatalogOutputs) -> beam.PCollection:
-    """Every dead letter in one PCollection, for sinks that need not stay fused with the source."""
-    return tuple(outputs.dead_letter_parts.values()) | "MergeDeadLetters" >> beam.Flatten()
+class RecordBatch(NamedTuple):
+    """Input records with their batch's place in the input, for sinks that keep input order.
+
+    A plain sequence of records (ReadFromKafka's batches) is placed by its first record's
+    (topic, partition, offset).
+    """
+
+    position: tuple
+    records: Sequence[Any]
+
+
+def batch_position(batch: RecordBatch | Sequence[Any]) -> tuple:
+    if isinstance(batch, RecordBatch):
+        return batch.position
+    first = batch[0] if batch else None
+    return (first.topic, first.partition, first.offset) if first is not None else ()
+
+
+class DecodedBatch(NamedTuple):
+    """One input batch after decoding: (record, event) pairs and the dead letters, in input order."""
+
+    position: tuple
+    events: list[tuple[Any, dict]]
+    dead_letters: list[dict]
+
+
+class CatalogBatch(NamedTuple):
+    """The outputs of one input batch (dicts), each list in input order.
+
+    One element carries every output of its batch, so a sink writes them all from one
+    step fused with the source: a Flatten runs in the runner on Prism and would end the
+    fused stage, letting the source commit its offsets before the sink has written (see
+    ``streaming/kafkaio.py``).
+    """
+
+    position: tuple
+    corrected: list[dict]
+    review: list[dict]
+    audit: list[dict]
+    dead_letters: list[dict]
 
 
 def _coords(record: Any) -> dict[str, Any]:
@@ -76,46 +120,73 @@ def _dead_letter_for(record: Any, *, stage: str, error_type: str, message: str, 
     )
 
 
+class _Counters:
+    """Metrics counters by name, created on first use and incremented once per batch."""
+
+    def __init__(self) -> None:
+        self._counters: dict[str, Any] = {}
+
+    def inc_all(self, counts: Counter[str]) -> None:
+        for name, n in counts.items():
+            counter = self._counters.get(name)
+            if counter is None:
+                counter = self._counters[name] = Metrics.counter(METRICS_NAMESPACE, name)
+            counter.inc(n)
+
+
 class DecodeFn(beam.DoFn):
-    """Bytes to events; whatever cannot be decoded goes to the dead-letter output."""
+    """A batch of records to one DecodedBatch; what cannot be decoded becomes a dead letter."""
 
     def __init__(self, max_payload_bytes: int):
         self._max_payload_bytes = max_payload_bytes
-        self._decoded = Metrics.counter(METRICS_NAMESPACE, "records_in")
-        self._dead = Metrics.counter(METRICS_NAMESPACE, "dead_letters")
 
-    def process(self, record: Any) -> Iterator[Any]:
-        try:
-            event = codec.decode_event(record.value, self._max_payload_bytes)
-        except codec.DecodeError as e:
-            self._dead.inc()
-            Metrics.counter(METRICS_NAMESPACE, f"dead_letters.decode.{e.error_type}").inc()
-            yield beam.pvalue.TaggedOutput(
-                DEAD_LETTER,
-                _dead_letter_for(
+    def setup(self) -> None:
+        self._counters = _Counters()
+
+    def process(self, batch: RecordBatch | Sequence[Any]) -> Iterator[DecodedBatch]:
+        events: list[tuple[Any, dict]] = []
+        dead: list[dict] = []
+        counts: Counter[str] = Counter()
+        for record in batch.records if isinstance(batch, RecordBatch) else batch:
+            try:
+                if isinstance(record, EventRecord):
+                    event = codec.validate_event(record.event)
+                else:
+                    event = codec.decode_event(record.value, self._max_payload_bytes)
+            except codec.DecodeError as e:
+                counts[f"dead_letters.decode.{e.error_type}"] += 1
+                dead.append(_dead_letter_for(
                     record, stage="decode", error_type=e.error_type, message=e.message, event_id=e.event_id
-                ),
-            )
-            return
-        self._decoded.inc()
-        yield record, event
+                ))
+                continue
+            events.append((record, event))
+        counts["records_in"] += len(events)
+        counts["dead_letters"] += len(dead)
+        self._counters.inc_all(+counts)
+        yield DecodedBatch(batch_position(batch), events, dead)
 
 
 class _LoadedModel:
     """Holder for a predictor shared by all DoFn instances of a worker process."""
 
-    def __init__(self, model_dir: str):
-        self.predictor = Predictor.load(model_dir)
+    def __init__(self, model_dir: str, tf_threads: int | None):
+        self.predictor = Predictor.load(model_dir, threads=tf_threads)
 
 
 @dataclass(frozen=True)
 class CorrectionSettings:
-    """Plain, picklable settings of the correction step."""
+    """Plain, picklable settings of the correction step.
+
+    tf_threads: TensorFlow's intra- and inter-op threads per process (None: TF's default,
+    one per core). With 1, a model call runs on one core while this step's Python thread
+    corrects the previous chunk on the other.
+    """
 
     model_dir: str
     batch_size: int = 512
     apply_threshold: float | None = None
     review_threshold: float | None = None
+    tf_threads: int | None = 1
 
 
 # Far above every field's max_chars: values longer than this are broken or hostile input.
@@ -130,72 +201,72 @@ def longest_text(track: dict) -> int:
 
 
 class CorrectBatchFn(beam.DoFn):
-    """Scores records in batches with the model and applies the decision policy.
+    """Scores a DecodedBatch with the model and applies the decision policy: one CatalogBatch out.
 
-    Records are buffered within a bundle and scored together, because one call of
-    the model costs about as much for 1 record as for hundreds. The buffer is
-    flushed at ``finish_bundle``, so nothing outlives the bundle: a bundle's
-    outputs are complete before its input offsets are committed.
+    The batch is scored in chunks of ``batch_size``, because one call of the model costs
+    about as much for 1 record as for hundreds. The next chunk's model call runs in a
+    thread (TensorFlow releases the GIL) while this one applies the policy to the chunk
+    before, so inference overlaps the Python work. Routing to review and audit is
+    ``RouteFn``'s.
     """
 
     def __init__(self, settings: CorrectionSettings, shared_handle: shared.Shared):
         self._settings = settings
         self._shared_handle = shared_handle
-        self._buffer: list[tuple[Any, Any, Any]] = []
-        self._counters: dict[str, Any] = {}
         self._batch_size = Metrics.distribution(METRICS_NAMESPACE, "inference_batch_size")
         self._latency = Metrics.distribution(METRICS_NAMESPACE, "inference_latency_ms")
-        self._out = Metrics.counter(METRICS_NAMESPACE, "records_out")
-        self._model_errors = Metrics.counter(METRICS_NAMESPACE, "inference_errors")
 
     def setup(self) -> None:
-        model_dir = self._settings.model_dir
+        settings = self._settings
         # The holder itself is kept: Beam's Shared holds it only weakly (and keeps alive just the
         # last object any Shared acquired), so a DoFn holding only the predictor would let it be
         # collected, and the next setup (the SDK harness recreates idle DoFns) load it again.
-        self._model = self._shared_handle.acquire(lambda: _LoadedModel(model_dir), tag=model_dir)
+        self._model = self._shared_handle.acquire(
+            lambda: _LoadedModel(settings.model_dir, settings.tf_threads), tag=settings.model_dir
+        )
         self._predictor = self._model.predictor
         base = self._predictor.thresholds
         self._thresholds = Thresholds(
-            apply=self._settings.apply_threshold if self._settings.apply_threshold is not None else base.apply,
-            review=self._settings.review_threshold if self._settings.review_threshold is not None else base.review,
+            apply=settings.apply_threshold if settings.apply_threshold is not None else base.apply,
+            review=settings.review_threshold if settings.review_threshold is not None else base.review,
         )
         self._model_version = self._predictor.version
+        self._scorer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="metafix-model")
+        self._counters = _Counters()
 
-    def start_bundle(self) -> None:
-        self._buffer = []
+    def teardown(self) -> None:
+        self._scorer.shutdown(wait=False)
 
-    def process(
-        self,
-        element: tuple[Any, dict],
-        timestamp=beam.DoFn.TimestampParam,
-        window=beam.DoFn.WindowParam,
-    ) -> Iterator[Any]:
-        self._buffer.append((element, timestamp, window))
-        if len(self._buffer) >= self._settings.batch_size:
-            yield from self._flush()
+    def process(self, decoded: DecodedBatch) -> Iterator[CatalogBatch]:
+        size = self._settings.batch_size
+        chunks = [decoded.events[i : i + size] for i in range(0, len(decoded.events), size)]
+        corrected: list[dict] = []
+        dead = list(decoded.dead_letters)
+        counts: Counter[str] = Counter()
+        scoring = self._scorer.submit(self._timed_score, chunks[0]) if chunks else None
+        for i, chunk in enumerate(chunks):
+            scores, model_error, latency_ms = scoring.result()
+            # Metrics are recorded on this thread: the runner collects only the bundle thread's.
+            self._latency.update(latency_ms)
+            self._batch_size.update(len(chunk))
+            if i + 1 < len(chunks):
+                scoring = self._scorer.submit(self._timed_score, chunks[i + 1])
+            if model_error is not None:
+                counts["inference_errors"] += len(chunk)
+            for j, (record, event) in enumerate(chunk):
+                out, is_dead = self._correct_one(record, event, scores[j] if scores else None, model_error, counts)
+                (dead if is_dead else corrected).append(out)
+        self._counters.inc_all(+counts)
+        yield CatalogBatch(decoded.position, corrected, [], [], dead)
 
-    def finish_bundle(self) -> Iterator[Any]:
-        yield from self._flush()
-
-    def _flush(self) -> Iterator[Any]:
-        if not self._buffer:
-            return
-        batch, self._buffer = self._buffer, []
-        tracks = [event["track"] for (_, event), _, _ in batch]
+    def _timed_score(self, chunk: list[tuple[Any, dict]]) -> tuple[list[RecordScores] | None, str | None, int]:
+        """(scores, None, ms), or (None, the model's error, ms): a failed chunk goes on flagged, never lost."""
         started = time.perf_counter()
         try:
-            scores: list[RecordScores] | None = self._score(tracks)
-        except Exception as e:  # noqa: BLE001 - a failed batch is passed on flagged, never lost
-            self._model_errors.inc(len(batch))
-            scores, model_error = None, f"{type(e).__name__}: {e}"
-        self._latency.update(int((time.perf_counter() - started) * 1000))
-        self._batch_size.update(len(batch))
-        for i, ((record, event), ts, win) in enumerate(batch):
-            tag, out = self._correct_one(record, event, scores[i] if scores else None,
-                                         None if scores else model_error)
-            value = WindowedValue(out, ts, (win,))
-            yield value if tag is None else beam.pvalue.TaggedOutput(tag, value)
+            scores, error = self._score([event["track"] for _, event in chunk]), None
+        except Exception as e:  # noqa: BLE001 - passed on as a model_error flag on every record
+            scores, error = None, f"{type(e).__name__}: {e}"
+        return scores, error, int((time.perf_counter() - started) * 1000)
 
     def _score(self, tracks: list[dict]) -> list[RecordScores]:
         """The model's scores; a track with an over-long value is scored on its own.
@@ -216,8 +287,9 @@ class CorrectBatchFn(beam.DoFn):
         return scores
 
     def _correct_one(
-        self, record: Any, event: dict, scores: RecordScores | None, model_error: str | None
-    ) -> tuple[str | None, dict]:
+        self, record: Any, event: dict, scores: RecordScores | None, model_error: str | None, counts: Counter[str]
+    ) -> tuple[dict, bool]:
+        """(corrected record, False), or (dead letter, True) when the record cannot be corrected."""
         try:
             result = correct_track(
                 event["track"],
@@ -238,60 +310,50 @@ class CorrectBatchFn(beam.DoFn):
                 input_coordinates=_coords(record),
             )
         except Exception as e:  # noqa: BLE001 - one bad record must not stop the stream
-            self._count("dead_letters.correct")
-            return DEAD_LETTER, _dead_letter_for(
+            counts["dead_letters.correct"] += 1
+            return _dead_letter_for(
                 record, stage="correct", error_type=type(e).__name__, message=str(e),
                 event_id=event.get("event_id"), model_version=self._model_version,
-            )
-        self._out.inc()
+            ), True
+        counts["records_out"] += 1
         for c in out["corrections"]:
-            self._count(f"corrected.{c['field']}.{c['error_class']}")
+            counts[f"corrected.{c['field']}.{c['error_class']}"] += 1
         for r in out["review"]:
-            self._count(f"flagged.{r['field']}.{r['error_class']}")
+            counts[f"flagged.{r['field']}.{r['error_class']}"] += 1
         if scores is not None:
             for field, (cls, conf) in scores.fields.items():
                 if cls != "clean" and conf >= self._thresholds.review:
-                    self._count(f"detected.{field}.{cls}")
-        return None, out
-
-    def _count(self, name: str) -> None:
-        counter = self._counters.get(name)
-        if counter is None:
-            counter = self._counters[name] = Metrics.counter(METRICS_NAMESPACE, name)
-        counter.inc()
+                    counts[f"detected.{field}.{cls}"] += 1
+        return out, False
 
 
 class RouteFn(beam.DoFn):
-    """Every corrected record goes out; those with review flags also to review, every change to audit."""
+    """Every corrected record goes out; those with review flags also to review, every change to audit.
 
-    def process(self, record: dict) -> Iterator[Any]:
-        yield record
-        if record["review"]:
-            yield beam.pvalue.TaggedOutput(REVIEW, record)
-        for entry in records.audit_entries(record):
-            yield beam.pvalue.TaggedOutput(AUDIT, entry)
+    A review entry is the corrected record itself (the same dict), so its encoding is reused.
+    """
+
+    def process(self, batch: CatalogBatch) -> Iterator[CatalogBatch]:
+        review = [r for r in batch.corrected if r["review"]]
+        audit = [entry for r in batch.corrected for entry in records.audit_entries(r)]
+        yield CatalogBatch(batch.position, batch.corrected, review, audit, batch.dead_letters)
 
 
 class CorrectCatalog(beam.PTransform):
-    """Kafka records in; corrected records, review, audit and dead letters out (dicts)."""
+    """Batches of Kafka-like records (sequences or RecordBatches) in; one CatalogBatch (dicts) out per batch."""
 
     def __init__(self, settings: CorrectionSettings, max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES):
         super().__init__()
         self._settings = settings
         self._max_payload_bytes = max_payload_bytes
 
-    def expand(self, records_in: beam.PCollection) -> CatalogOutputs:
-        decoded = records_in | "DecodeEvents" >> beam.ParDo(DecodeFn(self._max_payload_bytes)).with_outputs(
-            DEAD_LETTER, main="events"
+    def expand(self, batches: beam.PCollection) -> beam.PCollection:
+        return (
+            batches
+            | "DecodeEvents" >> beam.ParDo(DecodeFn(self._max_payload_bytes))
+            | "ScoreAndCorrect" >> beam.ParDo(CorrectBatchFn(self._settings, shared.Shared()))
+            | "RouteOutputs" >> beam.ParDo(RouteFn())
         )
-        corrected = decoded.events | "ScoreAndCorrect" >> beam.ParDo(
-            CorrectBatchFn(self._settings, shared.Shared())
-        ).with_outputs(DEAD_LETTER, main="corrected")
-        routed = corrected.corrected | "RouteOutputs" >> beam.ParDo(RouteFn()).with_outputs(
-            REVIEW, AUDIT, main="corrected"
-        )
-        parts = {"decode": decoded[DEAD_LETTER], "correct": corrected[DEAD_LETTER]}
-        return CatalogOutputs(routed.corrected, routed[REVIEW], routed[AUDIT], parts)
 
 
 def _key_bytes(value: str | None) -> bytes | None:
@@ -302,82 +364,102 @@ class OutputTooLarge(ValueError):
     """An encoded output larger than a Kafka record may be."""
 
 
-class EncodeFn(beam.DoFn):
-    """Output dicts to (key, Confluent-framed Avro) pairs; a record that fails to encode becomes a dead letter.
+KeyValue = tuple[bytes | None, bytes]
 
-    So does a record that encodes to more than ``max_bytes``: Kafka would refuse it for good,
-    and a refused send fails its bundle on every retry.
+
+class EncodedBatch(NamedTuple):
+    """The Kafka (key, value) pairs of one CatalogBatch, by output; dead letters include encode failures."""
+
+    corrected: list[KeyValue]
+    review: list[KeyValue]
+    audit: list[KeyValue]
+    dead_letters: list[KeyValue]
+
+
+def encode_output(schema_id: int, record: dict, max_bytes: int = codec.MAX_OUTPUT_BYTES) -> KeyValue:
+    """(key, Confluent-framed Avro); raises when the record does not fit the schema or Kafka.
+
+    A record that encodes to more than ``max_bytes`` raises ``OutputTooLarge``: Kafka would
+    refuse it for good, and a refused send fails its bundle on every retry.
     """
-
-    def __init__(self, schema_id: int, key_field: str, max_bytes: int = codec.MAX_OUTPUT_BYTES):
-        self._schema_id = schema_id
-        self._key_field = key_field
-        self._max_bytes = max_bytes
-
-    def process(self, record: dict) -> Iterator[Any]:
-        try:
-            value = codec.confluent_encode(self._schema_id, record)
-            if len(value) > self._max_bytes:
-                raise OutputTooLarge(f"{len(value)} bytes encoded > limit {self._max_bytes}")
-            yield _key_bytes(record.get(self._key_field)), value
-        except Exception as e:  # noqa: BLE001
-            Metrics.counter(METRICS_NAMESPACE, "dead_letters.encode").inc()
-            coords = record.get("input") or {}
-            yield beam.pvalue.TaggedOutput(
-                DEAD_LETTER,
-                codec.dead_letter(
-                    repr(record)[: codec.DEAD_LETTER_PAYLOAD_LIMIT].encode("utf-8", "backslashreplace"),
-                    stage="encode",
-                    error_type=type(e).__name__,
-                    message=str(e),
-                    topic=coords.get("topic"),
-                    partition=coords.get("partition"),
-                    offset=coords.get("offset"),
-                    timestamp_ms=coords.get("timestamp_ms"),
-                    event_id=record.get("event_id"),
-                    model_version=record.get("model_version"),
-                ),
-            )
+    value = codec.confluent_encode(schema_id, record)
+    if len(value) > max_bytes:
+        raise OutputTooLarge(f"{len(value)} bytes encoded > limit {max_bytes}")
+    return _key_bytes(record.get("entity_id")), value
 
 
-def _encode_dead_letter(record: dict) -> tuple[bytes | None, bytes]:
+def encode_failure(record: dict, error: Exception) -> dict:
+    """The dead letter of an output record that failed to encode."""
+    coords = record.get("input") or {}
+    return codec.dead_letter(
+        repr(record)[: codec.DEAD_LETTER_PAYLOAD_LIMIT].encode("utf-8", "backslashreplace"),
+        stage="encode",
+        error_type=type(error).__name__,
+        message=str(error),
+        topic=coords.get("topic"),
+        partition=coords.get("partition"),
+        offset=coords.get("offset"),
+        timestamp_ms=coords.get("timestamp_ms"),
+        event_id=record.get("event_id"),
+        model_version=record.get("model_version"),
+    )
+
+
+def _encode_dead_letter(record: dict) -> KeyValue:
     return record["key"], codec.encode_dead_letter(record)
 
 
-def step_name(name: str) -> str:
-    """The CamelCase step-label form of an output or stage name.
+class EncodeFn(beam.DoFn):
+    """One CatalogBatch to one EncodedBatch; a record that fails to encode becomes a dead letter.
 
-    >>> step_name("encode_corrected")
-    'EncodeCorrected'
+    A review entry that is the corrected record itself reuses the corrected record's bytes.
     """
-    return name.title().replace("_", "")
+
+    def __init__(self, max_bytes: int = codec.MAX_OUTPUT_BYTES):
+        self._max_bytes = max_bytes
+
+    def setup(self) -> None:
+        self._failures = Metrics.counter(METRICS_NAMESPACE, "dead_letters.encode")
+
+    def process(self, batch: CatalogBatch) -> Iterator[EncodedBatch]:
+        failed: list[dict] = []
+        encoded_by_id: dict[int, KeyValue] = {}
+        corrected = self._encode_all(CORRECTED_SCHEMA_ID, batch.corrected, failed, encoded_by_id)
+        review = [encoded_by_id[id(r)] for r in batch.review if id(r) in encoded_by_id]
+        if len(review) < len(batch.review):
+            # Review entries that are not corrected records of this batch are encoded on their own.
+            review = self._encode_all(CORRECTED_SCHEMA_ID, batch.review, failed, encoded_by_id)
+        audit = self._encode_all(AUDIT_SCHEMA_ID, batch.audit, failed, {})
+        if failed:
+            self._failures.inc(len(failed))
+        dead = [_encode_dead_letter(d) for d in (*batch.dead_letters, *failed)]
+        yield EncodedBatch(corrected, review, audit, dead)
+
+    def _encode_all(
+        self, schema_id: int, outputs: list[dict], failed: list[dict], encoded_by_id: dict[int, KeyValue]
+    ) -> list[KeyValue]:
+        encoded = []
+        for record in outputs:
+            known = encoded_by_id.get(id(record))
+            if known is not None:
+                encoded.append(known)
+                continue
+            try:
+                pair = encode_output(schema_id, record, self._max_bytes)
+            except Exception as e:  # noqa: BLE001 - the record goes out as a dead letter instead
+                failed.append(encode_failure(record, e))
+                continue
+            encoded_by_id[id(record)] = pair
+            encoded.append(pair)
+        return encoded
 
 
 class EncodeOutputs(beam.PTransform):
-    """Encodes every output for Kafka: {corrected, review, audit, dead_letter} -> (key, value) pairs.
+    """Encodes every output for Kafka: CatalogBatch -> EncodedBatch."""
 
-    ``dead_letter`` maps to a dict of PCollections keyed by the stage that made them, left
-    unmerged (see ``CatalogOutputs``): the dead letters of each step of ``CorrectCatalog``,
-    and, as ``encode_<output>``, the records of each output that failed to encode.
-    """
+    def __init__(self, max_bytes: int = codec.MAX_OUTPUT_BYTES):
+        super().__init__()
+        self._max_bytes = max_bytes
 
-    def expand(self, outputs: CatalogOutputs) -> dict[str, beam.PCollection | dict[str, beam.PCollection]]:
-        encoded: dict[str, Any] = {}
-        dead = {
-            stage: part | f"Encode{step_name(stage)}DeadLetters" >> beam.Map(_encode_dead_letter)
-            for stage, part in outputs.dead_letter_parts.items()
-        }
-        for name, pcoll, schema_id in (
-            ("corrected", outputs.corrected, CORRECTED_SCHEMA_ID),
-            ("review", outputs.review, CORRECTED_SCHEMA_ID),
-            ("audit", outputs.audit, AUDIT_SCHEMA_ID),
-        ):
-            result = pcoll | f"Encode{step_name(name)}" >> beam.ParDo(EncodeFn(schema_id, "entity_id")).with_outputs(
-                DEAD_LETTER, main="encoded"
-            )
-            encoded[name] = result.encoded
-            dead[f"encode_{name}"] = (
-                result[DEAD_LETTER] | f"Encode{step_name(name)}Failures" >> beam.Map(_encode_dead_letter)
-            )
-        encoded[DEAD_LETTER] = dead
-        return encoded
+    def expand(self, batches: beam.PCollection) -> beam.PCollection:
+        return batches | "EncodeBatches" >> beam.ParDo(EncodeFn(self._max_bytes))

@@ -16,11 +16,17 @@ from streaming.composites import (
     DEAD_LETTER,
     CorrectCatalog,
     CorrectionSettings,
+    EncodedBatch,
     EncodeOutputs,
-    step_name,
 )
-from streaming.kafkaio import ConsumerConfig, ProducerConfig, ReadFromKafka, WriteToKafkaTopics
-from streaming.options import StreamConfig
+from streaming.kafkaio import (
+    ConsumerConfig,
+    Message,
+    ProducerConfig,
+    ReadFromKafka,
+    WriteBatchesToKafka,
+)
+from streaming.options import KafkaSettings, StreamConfig
 
 
 def correction_settings(config: StreamConfig) -> CorrectionSettings:
@@ -41,19 +47,31 @@ def consumer_config(config: StreamConfig) -> ConsumerConfig:
         stop=config.stop_at,
         max_records_per_call=config.max_records_per_poll,
         security=config.kafka.security,
+        client=config.kafka.client,
     )
 
 
-def _to_topic(key_value: tuple[bytes | None, bytes], topic: str) -> tuple[str, bytes | None, bytes]:
-    return topic, key_value[0], key_value[1]
+def producer_config(kafka: KafkaSettings) -> ProducerConfig:
+    return ProducerConfig(kafka.bootstrap_servers, security=kafka.security, client=kafka.client)
+
+
+def messages_for_topics(batch: EncodedBatch, topics: dict[str, str | None]) -> list[Message]:
+    """The (topic, key, value) messages of one EncodedBatch; outputs without a topic are dropped."""
+    return [
+        (topic, key, value)
+        for name, topic in topics.items()
+        if topic
+        for key, value in getattr(batch, "dead_letters" if name == DEAD_LETTER else name)
+    ]
 
 
 class WriteOutputs(beam.PTransform):
-    """Encoded outputs to their topics, one write step per PCollection, through one producer.
+    """Encoded batches to their topics, in one write step fused with the read.
 
-    The outputs are not flattened into one write: on Prism a Flatten runs in the runner and
-    ends the fused stage, so the reader's bundle, and its offset commit, would finish before
-    the records are written (see ``streaming/kafkaio.py``).
+    Each element carries every output of its input batch, so nothing is flattened: on
+    Prism a Flatten runs in the runner and ends the fused stage, so the reader's bundle,
+    and its offset commit, would finish before the records are written (see
+    ``streaming/kafkaio.py``).
     """
 
     def __init__(self, producer: ProducerConfig, topics: dict[str, str | None]):
@@ -61,20 +79,12 @@ class WriteOutputs(beam.PTransform):
         self._producer = producer
         self._topics = topics
 
-    def expand(self, encoded: dict[str, beam.PCollection | dict[str, beam.PCollection]]) -> None:
-        for name, topic in self._topics.items():
-            if not topic:
-                continue
-            # Steps are named by output and stage, never by position: Dataflow --update and
-            # Flink savepoints match steps by name.
-            parts = encoded[name] if isinstance(encoded[name], dict) else {"": encoded[name]}
-            for stage, part in parts.items():
-                step = step_name(name) + step_name(stage)
-                (
-                    part
-                    | f"To{step}Topic" >> beam.Map(_to_topic, topic)
-                    | f"Produce{step}" >> WriteToKafkaTopics(self._producer)
-                )
+    def expand(self, encoded: beam.PCollection) -> None:
+        (
+            encoded
+            | "ToTopics" >> beam.Map(messages_for_topics, self._topics)
+            | "ProduceOutputs" >> WriteBatchesToKafka(self._producer)
+        )
 
 
 def build_pipeline(p: beam.Pipeline, config: StreamConfig) -> None:
@@ -85,7 +95,7 @@ def build_pipeline(p: beam.Pipeline, config: StreamConfig) -> None:
     outputs = records | "CorrectCatalog" >> CorrectCatalog(correction_settings(config), config.max_payload_bytes)
     encoded = outputs | "EncodeOutputs" >> EncodeOutputs()
     encoded | "WriteOutputs" >> WriteOutputs(
-        ProducerConfig(config.kafka.bootstrap_servers, security=config.kafka.security),
+        producer_config(config.kafka),
         {
             "corrected": config.output_topic,
             "review": config.review_topic,

@@ -14,63 +14,192 @@ and/or a Kafka topic; dead letters go to ``<output>.dead_letters.jsonl``.
 
 from __future__ import annotations
 
+import io
+import posixpath
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
-from apache_beam.coders.coders import BytesCoder
+import fastavro
+from apache_beam.io import fileio
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas import CORRECTED_RECORD
 from streaming import preflight
 from streaming.composites import (
     DEAD_LETTER,
+    CatalogBatch,
     CorrectCatalog,
     CorrectionSettings,
     EncodeOutputs,
-    merged_dead_letters,
+    EventRecord,
+    RecordBatch,
 )
-from streaming.kafkaio import ConsumerConfig, KafkaRecord, ProducerConfig, ReadFromKafka
+from streaming.kafka_clients import KafkaRecord
+from streaming.kafkaio import ConsumerConfig, ReadFromKafka
 from streaming.metrics_summary import print_summary
 from streaming.options import MetafixOptions, ReplayConfig, replay_config, wants_help
-from streaming.pipeline import WriteOutputs
+from streaming.pipeline import WriteOutputs, producer_config
 from streaming.runners import pipeline_runner, with_local_defaults
-from transforms import codec, records
+from transforms import records
+
+# Records per element read from a file: a few model batches, so that scoring stays efficient
+# and one element's outputs stay small. Avro blocks are never cut; lines never either.
+RECORDS_PER_RANGE = 2048
+_AVRO_MAGIC = b"Obj\x01"
+_SYNC_SIZE = 16
 
 
-def _from_text_line(file_and_line: tuple[str, bytes]) -> KafkaRecord:
-    # The file name stands in for the topic, so a dead letter says where its line came from.
-    filename, line = file_and_line
-    return KafkaRecord(filename, None, None, None, None, line)
+class FileRange(NamedTuple):
+    """Whole Avro blocks or whole lines of one input file: [start, end) in bytes.
+
+    ``file_index`` is the file's place among the matched files (sorted by path), so the
+    outputs can be put back in input order.
+    """
+
+    path: str
+    file_index: int
+    start: int
+    end: int
 
 
-def _from_avro(row: dict[str, Any]) -> KafkaRecord:
+def _read_long(f: Any) -> int:
+    """One zig-zag varint (Avro long) from a binary file."""
+    shift, value = 0, 0
+    while True:
+        byte = f.read(1)
+        if not byte:
+            raise EOFError("Avro file ends inside a number")
+        b = byte[0]
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (value >> 1) ^ -(value & 1)
+        shift += 7
+
+
+def avro_header_size(f: Any) -> int:
+    """Bytes of an Avro container's header (magic, metadata map, sync marker); ``f`` at offset 0."""
+    if f.read(4) != _AVRO_MAGIC:
+        raise ValueError("not an Avro container file")
+    while True:
+        count = _read_long(f)
+        if count == 0:
+            break
+        if count < 0:
+            _read_long(f)  # the block's size in bytes, then |count| entries as usual
+            count = -count
+        for _ in range(2 * count):
+            f.seek(_read_long(f), io.SEEK_CUR)
+    f.seek(_SYNC_SIZE, io.SEEK_CUR)
+    return f.tell()
+
+
+def avro_block_ranges(path: str, file_index: int, records_per_range: int = RECORDS_PER_RANGE) -> Iterator[FileRange]:
+    """Runs of whole blocks of an Avro container, each of at least ``records_per_range`` records
+    (but the last): only the block headers are read, nothing is decoded."""
+    with FileSystems.open(path, compression_type="uncompressed") as f:
+        start = position = avro_header_size(f)
+        in_range = 0
+        while f.read(1):
+            f.seek(-1, io.SEEK_CUR)
+            in_range += _read_long(f)
+            f.seek(_read_long(f) + _SYNC_SIZE, io.SEEK_CUR)
+            position = f.tell()
+            if in_range >= records_per_range:
+                yield FileRange(path, file_index, start, position)
+                start, in_range = position, 0
+        if in_range:
+            yield FileRange(path, file_index, start, position)
+
+
+def line_ranges(path: str, file_index: int, records_per_range: int = RECORDS_PER_RANGE) -> Iterator[FileRange]:
+    """Runs of ``records_per_range`` whole lines of a text file (the last may be shorter)."""
+    with FileSystems.open(path, compression_type="uncompressed") as f:
+        start = position = 0
+        lines = 0
+        for line in f:
+            position += len(line)
+            lines += 1
+            if lines == records_per_range:
+                yield FileRange(path, file_index, start, position)
+                start, lines = position, 0
+        if lines:
+            yield FileRange(path, file_index, start, position)
+
+
+class _ListRangesFn(beam.DoFn):
+    """All matched files (one element: their sorted metadata) to FileRanges."""
+
+    def process(self, matched: list[Any]) -> Iterator[FileRange]:
+        for index, path in enumerate(sorted(m.path for m in matched)):
+            ranges = avro_block_ranges if path.endswith(".avro") else line_ranges
+            yield from ranges(path, index)
+
+
+def _read_range(path: str, start: int, end: int) -> bytes:
+    with FileSystems.open(path, compression_type="uncompressed") as f:
+        f.seek(start)
+        return f.read(end - start)
+
+
+def _from_avro(row: dict[str, Any]) -> KafkaRecord | EventRecord:
     if "value" in row and "event_id" not in row:
         return KafkaRecord(row["topic"], row["partition"], row["offset"], row["timestamp_ms"], row["key"], row["value"])
-    return KafkaRecord(None, None, None, None, None, codec.encode_event(row))
+    return EventRecord(None, None, None, None, None, row)
+
+
+def _from_text_line(path: str, line: bytes) -> KafkaRecord:
+    # The file name stands in for the topic, so a dead letter says where its line came from.
+    return KafkaRecord(path, None, None, None, None, line)
+
+
+class _ReadRangeFn(beam.DoFn):
+    """A FileRange to one RecordBatch: Avro rows or the range's non-blank lines."""
+
+    def setup(self) -> None:
+        self._headers: dict[str, bytes] = {}
+
+    def process(self, file_range: FileRange) -> Iterator[RecordBatch]:
+        path = file_range.path
+        data = _read_range(path, file_range.start, file_range.end)
+        if path.endswith(".avro"):
+            header = self._headers.get(path)
+            if header is None:
+                with FileSystems.open(path, compression_type="uncompressed") as f:
+                    size = avro_header_size(f)
+                    f.seek(0)
+                    header = self._headers[path] = f.read(size)
+            batch = list(map(_from_avro, fastavro.reader(io.BytesIO(header + data))))
+        else:
+            batch = [_from_text_line(path, line) for line in data.splitlines() if line.strip()]
+        yield RecordBatch((file_range.file_index, file_range.start), batch)
 
 
 class ReadEventLog(beam.PTransform):
-    """Event-log files (JSON lines or Avro) as Kafka-like records."""
+    """Event-log files (JSON lines or Avro) as RecordBatches of Kafka-like records, in bounded memory.
+
+    Files are cut into ranges of whole Avro blocks or whole lines; the ranges are reshuffled,
+    so that with several worker processes each reads and corrects its share; each range is
+    read and decoded only where it is processed. Avro rows of ``CatalogUpdateEvent`` come
+    out as EventRecords, decoded once; rows of ``ArchivedEvent`` as the Kafka records they were.
+    """
 
     def __init__(self, pattern: str):
         super().__init__()
         self._pattern = pattern
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
-        if self._pattern.endswith(".avro"):
-            return (
-                pbegin
-                | "ReadAvro" >> beam.io.ReadFromAvro(self._pattern)
-                | "AvroToRecords" >> beam.Map(_from_avro)
-            )
         return (
             pbegin
-            | "ReadLines" >> beam.io.ReadFromTextWithFilename(self._pattern, coder=BytesCoder())
-            | "SkipBlankLines" >> beam.Filter(lambda file_and_line: bool(file_and_line[1].strip()))
-            | "LinesToRecords" >> beam.Map(_from_text_line)
+            | "MatchFiles" >> fileio.MatchFiles(self._pattern)
+            | "AllFiles" >> beam.combiners.ToList()
+            | "ListRanges" >> beam.ParDo(_ListRangesFn())
+            | "SpreadRanges" >> beam.Reshuffle()
+            | "ReadRanges" >> beam.ParDo(_ReadRangeFn())
         )
 
 
@@ -82,14 +211,14 @@ class ProgressFn(beam.DoFn):
         self._started = time.monotonic()
         self._last = 0.0
 
-    def process(self, element: Any) -> Iterator[Any]:
-        self._count += 1
+    def process(self, batch: Any) -> Iterator[Any]:
+        self._count += len(batch.records if isinstance(batch, RecordBatch) else batch)
         now = time.monotonic()
         if now - self._last >= 1.0:
             self._last = now
             rate = self._count / max(now - self._started, 1e-9)
             print(f"\rreplay: {self._count:,} records  {rate:,.0f}/s", end="", file=sys.stderr, flush=True)
-        yield element
+        yield batch
 
     def teardown(self) -> None:
         print(f"\rreplay: {self._count:,} records done", file=sys.stderr, flush=True)
@@ -99,31 +228,103 @@ def dead_letter_path(output: str) -> str:
     return f"{output}.dead_letters.jsonl"
 
 
-class WriteRecordFile(beam.PTransform):
-    """Corrected records to one file: JSON lines or an Avro container."""
+def _part_name(position: tuple) -> str:
+    """A file name that sorts like ``position``: numbers zero-padded, text as is."""
+    return "-".join(f"{p:020d}" if isinstance(p, int) else str(p).replace("/", "_") for p in position)
+
+
+class _WritePartsFn(beam.DoFn):
+    """Writes each CatalogBatch's corrected records and dead letters to part files named by its position.
+
+    Yields (kind, part path) for each part written; a batch's memory is all this holds.
+    """
+
+    def __init__(self, parts_dir: str, output_format: str):
+        self._parts_dir = parts_dir
+        self._format = output_format
+
+    def process(self, batch: CatalogBatch) -> Iterator[tuple[str, str]]:
+        name = _part_name(batch.position)
+        if batch.corrected:
+            path = posixpath.join(self._parts_dir, f"corrected-{name}")
+            with FileSystems.create(path) as f:
+                if self._format == "avro":
+                    fastavro.writer(f, CORRECTED_RECORD, batch.corrected, codec="deflate")
+                else:
+                    f.write("".join(records.to_json_line(r) + "\n" for r in batch.corrected).encode("utf-8"))
+            yield "corrected", path
+        if batch.dead_letters:
+            path = posixpath.join(self._parts_dir, f"dead-{name}")
+            with FileSystems.create(path) as f:
+                f.write("".join(records.to_json_line(d) + "\n" for d in batch.dead_letters).encode("utf-8"))
+            yield "dead", path
+
+
+def concatenate_parts(parts: list[str], output: str, output_format: str) -> None:
+    """Parts, in name order, into one file; Avro blocks are copied, not decoded."""
+    with FileSystems.create(output + ".inprogress") as out:
+        if output_format == "avro":
+            writer = fastavro.write.Writer(out, CORRECTED_RECORD, codec="deflate")
+            for part in sorted(parts):
+                with FileSystems.open(part, compression_type="uncompressed") as f:
+                    for block in fastavro.block_reader(f):
+                        writer.write_block(block)
+            writer.flush()
+        else:
+            for part in sorted(parts):
+                with FileSystems.open(part, compression_type="uncompressed") as f:
+                    while chunk := f.read(1 << 20):
+                        out.write(chunk)
+    if FileSystems.exists(output):
+        FileSystems.delete([output])
+    FileSystems.rename([output + ".inprogress"], [output])
+
+
+class _ConcatenateFn(beam.DoFn):
+    """Every part path (one element) into the outputs; then the parts go."""
+
+    def __init__(self, output: str, output_format: str, parts_dir: str):
+        self._output = output
+        self._format = output_format
+        self._parts_dir = parts_dir
+
+    def process(self, parts: list[tuple[str, str]]) -> None:
+        corrected = [path for kind, path in parts if kind == "corrected"]
+        dead = [path for kind, path in parts if kind == "dead"]
+        concatenate_parts(corrected, self._output, self._format)
+        concatenate_parts(dead, dead_letter_path(self._output), "jsonl")
+        if FileSystems.exists(self._parts_dir):
+            FileSystems.delete([self._parts_dir])
+
+
+class WriteRecordFiles(beam.PTransform):
+    """Corrected records to one file (JSON lines or an Avro container), dead letters to another.
+
+    Each batch is written to a part file as it comes, so memory does not grow with the
+    input; the parts are then concatenated in input order (by batch position), so the
+    same input always gives the same files.
+    """
 
     def __init__(self, path: str, output_format: str):
         super().__init__()
         self._path = path
         self._format = output_format
 
-    def expand(self, corrected: beam.PCollection) -> beam.PCollection:
-        if self._format == "avro":
-            return corrected | "WriteAvro" >> beam.io.WriteToAvro(
-                self._path, CORRECTED_RECORD, num_shards=1, shard_name_template=""
-            )
+    def expand(self, batches: beam.PCollection) -> beam.PCollection:
+        parts_dir = f"{self._path}.parts-{uuid.uuid4().hex[:12]}"
         return (
-            corrected
-            | "ToJsonLines" >> beam.Map(records.to_json_line)
-            | "WriteJsonLines" >> beam.io.WriteToText(self._path, num_shards=1, shard_name_template="")
+            batches
+            | "WriteParts" >> beam.ParDo(_WritePartsFn(parts_dir, self._format))
+            | "AllParts" >> beam.combiners.ToList()
+            | "ConcatenateParts" >> beam.ParDo(_ConcatenateFn(self._path, self._format, parts_dir))
         )
 
 
 def build_replay_pipeline(p: beam.Pipeline, config: ReplayConfig) -> None:
     if config.input_pattern:
-        events = p | "ReadEventLog" >> ReadEventLog(config.input_pattern)
+        batches = p | "ReadEventLog" >> ReadEventLog(config.input_pattern)
     else:
-        events = p | "ReadEvents" >> ReadFromKafka(
+        batches = p | "ReadEvents" >> ReadFromKafka(
             ConsumerConfig(
                 config.kafka.bootstrap_servers,
                 topics=(config.input_topic,),
@@ -131,27 +332,21 @@ def build_replay_pipeline(p: beam.Pipeline, config: ReplayConfig) -> None:
                 start=config.start_from,
                 stop=config.stop_at,
                 security=config.kafka.security,
+                client=config.kafka.client,
             )
         )
     if config.progress:
-        events = events | "ReportProgress" >> beam.ParDo(ProgressFn())
-    outputs = events | "CorrectCatalog" >> CorrectCatalog(
+        batches = batches | "ReportProgress" >> beam.ParDo(ProgressFn())
+    outputs = batches | "CorrectCatalog" >> CorrectCatalog(
         CorrectionSettings(config.model_dir, config.batch_size, config.apply_threshold, config.review_threshold),
         config.max_payload_bytes,
     )
     if config.output:
-        outputs.corrected | "WriteCorrectedFile" >> WriteRecordFile(config.output, config.output_format)
-        (
-            merged_dead_letters(outputs)
-            | "DeadLettersToJson" >> beam.Map(records.to_json_line)
-            | "WriteDeadLetterFile" >> beam.io.WriteToText(
-                dead_letter_path(config.output), num_shards=1, shard_name_template=""
-            )
-        )
+        outputs | "WriteFiles" >> WriteRecordFiles(config.output, config.output_format)
     if config.output_topic:
         encoded = outputs | "EncodeOutputs" >> EncodeOutputs()
         encoded | "WriteOutputs" >> WriteOutputs(
-            ProducerConfig(config.kafka.bootstrap_servers, security=config.kafka.security),
+            producer_config(config.kafka),
             {"corrected": config.output_topic, DEAD_LETTER: config.dead_letter_topic},
         )
 

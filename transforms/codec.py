@@ -16,6 +16,7 @@ import struct
 from typing import Any
 
 import fastavro
+import orjson
 
 from schemas import (
     CATALOG_UPDATE_EVENT,
@@ -96,10 +97,12 @@ def _decode_json(payload: bytes) -> dict[str, Any]:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as e:
         raise DecodeError("invalid_utf8", str(e)) from e
-    if json_nesting_exceeds(text, MAX_JSON_DEPTH):
+    # Nesting deeper than the limit needs more opening brackets than the limit: counting
+    # them (in C) spares the scan for every ordinary event.
+    if payload.count(b"[") + payload.count(b"{") > MAX_JSON_DEPTH and json_nesting_exceeds(text, MAX_JSON_DEPTH):
         raise DecodeError("json_too_deep", f"JSON nests arrays or objects deeper than {MAX_JSON_DEPTH}")
     try:
-        obj = json.loads(text)
+        obj = loads_json(text)
     except RecursionError as e:
         raise DecodeError("json_too_deep", "JSON nesting exceeds the parser's depth limit") from e
     except ValueError as e:
@@ -107,6 +110,29 @@ def _decode_json(payload: bytes) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise DecodeError("wrong_type", f"top-level JSON is {type(obj).__name__}, expected an object")
     return _validate(_from_json(obj))
+
+
+def loads_json(text: str) -> Any:
+    """``json.loads(text)``, computed by orjson when that gives exactly the same value.
+
+    orjson is several times faster, but it rejects what ``json`` accepts (lone surrogates,
+    NaN, numbers beyond a double) and reads integers beyond 64 bits as floats. Any error,
+    and any float among the values an event reads, sends the text to ``json`` instead, so
+    results and error messages stay the standard library's.
+    """
+    try:
+        obj = orjson.loads(text)
+    except Exception:  # noqa: BLE001 - any refusal: the standard library decides, with its message
+        return json.loads(text)
+    if isinstance(obj, dict) and not _has_float(obj):
+        return obj
+    return json.loads(text)
+
+
+def _has_float(obj: dict[str, Any]) -> bool:
+    track = obj.get("track")
+    values = [*obj.values(), *(track.values() if isinstance(track, dict) else ())]
+    return any(isinstance(v, float) for v in values)
 
 
 def json_nesting_exceeds(text: str, limit: int) -> bool:
@@ -168,6 +194,11 @@ def _from_json(obj: dict[str, Any]) -> dict[str, Any]:
             "featured_artists": featured,
         },
     }
+
+
+def validate_event(event: dict[str, Any]) -> dict[str, Any]:
+    """Checks an event read as a ``CatalogUpdateEvent`` (an Avro row) as decoding would."""
+    return _validate(event)
 
 
 def _validate(event: dict[str, Any]) -> dict[str, Any]:
@@ -261,4 +292,6 @@ __all__ = [
     "decode_event",
     "encode_dead_letter",
     "encode_event",
+    "loads_json",
+    "validate_event",
 ]

@@ -1,13 +1,18 @@
-"""The shared composites in Beam pipelines: a model that fails, an output Kafka cannot carry."""
+"""The shared composites: a model that fails, an output Kafka cannot carry, and encoded batches
+byte-identical to fastavro's encoding of every record."""
 
 from __future__ import annotations
 
 import gc
+import io
 import json
+import random
+import struct
 from types import SimpleNamespace
 from typing import Any
 
 import apache_beam as beam
+import fastavro
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
@@ -15,20 +20,20 @@ from apache_beam.utils import shared
 
 from harness.eventgen import catalog_messages
 from model.serving import Predictor
-from schemas import CORRECTED_SCHEMA_ID
+from schemas import AUDIT_ENTRY, AUDIT_SCHEMA_ID, CORRECTED_RECORD, CORRECTED_SCHEMA_ID
 from streaming.composites import (
-    DEAD_LETTER,
     MODEL_ERROR,
+    CatalogBatch,
     CorrectBatchFn,
     CorrectCatalog,
     CorrectionSettings,
     EncodeFn,
+    RouteFn,
     longest_text,
-    merged_dead_letters,
 )
 from streaming.kafkaio import KafkaRecord
 from transforms import codec, records
-from transforms.fields import SCORED_FIELD_NAMES
+from transforms.fields import SCORED_FIELD_NAMES, SCORED_FIELDS
 from transforms.policy import RecordScores, Thresholds, correct_track
 
 
@@ -54,6 +59,18 @@ def _event_id(record: dict) -> str:
     return record["event_id"]
 
 
+def _corrected(batch: CatalogBatch) -> list[dict]:
+    return batch.corrected
+
+
+def _review(batch: CatalogBatch) -> list[dict]:
+    return batch.review
+
+
+def _dead_letters(batch: CatalogBatch) -> list[dict]:
+    return batch.dead_letters
+
+
 @pytest.mark.slow
 def test_a_batch_the_model_fails_on_goes_out_uncorrected_and_flagged(tiny_model_dir, tmp_path) -> None:
     from harness.chaos import write_failing_model
@@ -75,12 +92,14 @@ def test_a_batch_the_model_fails_on_goes_out_uncorrected_and_flagged(tiny_model_
                          json.dumps(result.track, default=str, sort_keys=True)))
 
     with BeamTestPipeline() as p:
-        outputs = (p | "Records" >> beam.Create(inputs)
+        # Two input batches; the first is scored in chunks of 8.
+        outputs = (p | "Batches" >> beam.Create([inputs[:20], inputs[20:]])
                    | "CorrectCatalog" >> CorrectCatalog(CorrectionSettings(str(failing), batch_size=8)))
-        assert_that(outputs.corrected | "Outcome" >> beam.Map(_outcome), equal_to(expected), label="AllOut")
-        assert_that(outputs.review | "ReviewIds" >> beam.Map(_event_id),
+        assert_that(outputs | "Corrected" >> beam.FlatMap(_corrected) | "Outcome" >> beam.Map(_outcome),
+                    equal_to(expected), label="AllOut")
+        assert_that(outputs | "Review" >> beam.FlatMap(_review) | "ReviewIds" >> beam.Map(_event_id),
                     equal_to([m.event_id for m in messages]), label="AllForReview")
-        assert_that(merged_dead_letters(outputs), equal_to([]), label="NoDeadLetters")
+        assert_that(outputs | "DeadLetters" >> beam.FlatMap(_dead_letters), equal_to([]), label="NoDeadLetters")
 
     # Without scores only the deterministic normalisations apply: no model field changes.
     corrected_fields = {c["field"] for e in expected for c in json.loads(e[4])}
@@ -91,21 +110,66 @@ def _dead_letter_summary(letter: dict) -> tuple[Any, ...]:
     return letter["stage"], letter["error_type"], letter["offset"], letter["event_id"], letter["payload_size"] > 64
 
 
+def _corrected_record(event: dict, scores: RecordScores, offset: int) -> dict:
+    result = correct_track(event["track"], scores, thresholds=Thresholds(), model_version="m1")
+    return records.corrected_record(event, track=result.track, corrections=result.corrections,
+                                    review=result.review, model_version="m1",
+                                    input_coordinates=records.coordinates("in", 0, offset, 1_700_000_000_000))
+
+
+def _encode_batch(batch: CatalogBatch, max_bytes: int = codec.MAX_OUTPUT_BYTES) -> Any:
+    fn = EncodeFn(max_bytes)
+    fn.setup()
+    [encoded] = fn.process(batch)
+    return encoded
+
+
 def test_an_output_too_large_for_kafka_becomes_a_dead_letter() -> None:
     event = {"event_id": "e1", "entity_id": "x", "source": None, "event_time": None,
              "track": {"title": "A title", "artist": "An artist", "featured_artists": []}}
-    result = correct_track(event["track"], RecordScores(fields={}), thresholds=Thresholds(), model_version="m1")
-    record = records.corrected_record(event, track=result.track, corrections=result.corrections,
-                                      review=result.review, model_version="m1",
-                                      input_coordinates=records.coordinates("in", 0, 7, 0))
+    record = _corrected_record(event, RecordScores(fields={}), offset=7)
 
-    with BeamTestPipeline() as p:
-        out = (p | "Records" >> beam.Create([record])
-               | "Encode" >> beam.ParDo(EncodeFn(CORRECTED_SCHEMA_ID, "entity_id", max_bytes=64)).with_outputs(
-                   DEAD_LETTER, main="encoded"))
-        assert_that(out.encoded, equal_to([]), label="NothingEncoded")
-        assert_that(out[DEAD_LETTER] | "Summary" >> beam.Map(_dead_letter_summary),
-                    equal_to([("encode", "OutputTooLarge", 7, "e1", True)]), label="OneDeadLetter")
+    encoded = _encode_batch(CatalogBatch((), [record], [], [], []), max_bytes=64)
+
+    assert encoded.corrected == [] and encoded.review == [] and encoded.audit == []
+    [(key, value)] = encoded.dead_letters
+    _, letter = codec.confluent_decode(value)
+    assert _dead_letter_summary(letter) == ("encode", "OutputTooLarge", 7, "e1", True)
+
+
+def _fastavro_framed(schema_id: int, schema: dict, record: dict) -> bytes:
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, schema, record)
+    return struct.pack(">bI", 0, schema_id) + body.getvalue()
+
+
+def _random_scores(rng: random.Random) -> RecordScores:
+    return RecordScores(
+        fields={spec.name: (rng.choice(spec.classes), rng.random()) for spec in SCORED_FIELDS},
+        swapped=rng.random(),
+    )
+
+
+def test_encoded_batches_are_fastavros_bytes_for_every_record() -> None:
+    # Thousands of records with random model scores, so that corrections, review flags and
+    # audit entries of every kind occur; review entries reuse the corrected record's bytes.
+    rng = random.Random(12)
+    messages = list(catalog_messages(3000, seed=12, bad_every=0))
+    corrected = [_corrected_record(codec.decode_event(m.value), _random_scores(rng), offset=i)
+                 for i, m in enumerate(messages)]
+    [routed] = RouteFn().process(CatalogBatch((), corrected, [], [], []))
+    assert len(routed.review) > 300 and len(routed.audit) > 300
+
+    encoded = _encode_batch(routed)
+
+    def expected(schema_id: int, schema: dict, outputs: list[dict]) -> list[tuple[bytes | None, bytes]]:
+        return [(r["entity_id"].encode() if r["entity_id"] is not None else None,
+                 _fastavro_framed(schema_id, schema, r)) for r in outputs]
+
+    assert encoded.corrected == expected(CORRECTED_SCHEMA_ID, CORRECTED_RECORD, routed.corrected)
+    assert encoded.review == expected(CORRECTED_SCHEMA_ID, CORRECTED_RECORD, routed.review)
+    assert encoded.audit == expected(AUDIT_SCHEMA_ID, AUDIT_ENTRY, routed.audit)
+    assert encoded.dead_letters == []
 
 
 class _Other:
@@ -115,7 +179,7 @@ class _Other:
 def test_the_model_is_loaded_once_however_often_the_step_is_set_up(monkeypatch) -> None:
     loads = []
 
-    def load(model_dir: str) -> SimpleNamespace:
+    def load(model_dir: str, threads: int | None = None) -> SimpleNamespace:
         loads.append(model_dir)
         return SimpleNamespace(thresholds=Thresholds(apply=0.9, review=0.5), version="v1")
 

@@ -14,57 +14,29 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from streaming.options import stream_config
 from streaming.pipeline import build_pipeline
 
+# Since issue 12 every step handles one element per Kafka poll batch, and one write step
+# writes every output: an --update from the per-record graph maps CorrectCatalog/* onto
+# themselves, EncodeOutputs/Encode* onto EncodeOutputs/EncodeBatches and
+# WriteOutputs/Produce* onto WriteOutputs/ProduceOutputs (none of them holds state);
+# WriteOutputs/ProduceOutputs/EndOfStage is new and never holds data.
 STREAM_STEPS = [
     "ArchiveRawEvents",
     "ArchiveRawEvents/WriteArchiveFiles",
     "CorrectCatalog",
     "CorrectCatalog/DecodeEvents",
-    "CorrectCatalog/DecodeEvents/ParDo(DecodeFn)",
     "CorrectCatalog/RouteOutputs",
-    "CorrectCatalog/RouteOutputs/ParDo(RouteFn)",
     "CorrectCatalog/ScoreAndCorrect",
-    "CorrectCatalog/ScoreAndCorrect/ParDo(CorrectBatchFn)",
     "EncodeOutputs",
-    "EncodeOutputs/EncodeAudit",
-    "EncodeOutputs/EncodeAudit/ParDo(EncodeFn)",
-    "EncodeOutputs/EncodeAuditFailures",
-    "EncodeOutputs/EncodeCorrectDeadLetters",
-    "EncodeOutputs/EncodeCorrected",
-    "EncodeOutputs/EncodeCorrected/ParDo(EncodeFn)",
-    "EncodeOutputs/EncodeCorrectedFailures",
-    "EncodeOutputs/EncodeDecodeDeadLetters",
-    "EncodeOutputs/EncodeReview",
-    "EncodeOutputs/EncodeReview/ParDo(EncodeFn)",
-    "EncodeOutputs/EncodeReviewFailures",
+    "EncodeOutputs/EncodeBatches",
     "ReadEvents",
     "ReadEvents/Impulse",
     "ReadEvents/ListPartitions",
     "ReadEvents/ReadPartitions",
     "WriteOutputs",
-    "WriteOutputs/ProduceAudit",
-    "WriteOutputs/ProduceAudit/Produce",
-    "WriteOutputs/ProduceCorrected",
-    "WriteOutputs/ProduceCorrected/Produce",
-    "WriteOutputs/ProduceDeadLetterCorrect",
-    "WriteOutputs/ProduceDeadLetterCorrect/Produce",
-    "WriteOutputs/ProduceDeadLetterDecode",
-    "WriteOutputs/ProduceDeadLetterDecode/Produce",
-    "WriteOutputs/ProduceDeadLetterEncodeAudit",
-    "WriteOutputs/ProduceDeadLetterEncodeAudit/Produce",
-    "WriteOutputs/ProduceDeadLetterEncodeCorrected",
-    "WriteOutputs/ProduceDeadLetterEncodeCorrected/Produce",
-    "WriteOutputs/ProduceDeadLetterEncodeReview",
-    "WriteOutputs/ProduceDeadLetterEncodeReview/Produce",
-    "WriteOutputs/ProduceReview",
-    "WriteOutputs/ProduceReview/Produce",
-    "WriteOutputs/ToAuditTopic",
-    "WriteOutputs/ToCorrectedTopic",
-    "WriteOutputs/ToDeadLetterCorrectTopic",
-    "WriteOutputs/ToDeadLetterDecodeTopic",
-    "WriteOutputs/ToDeadLetterEncodeAuditTopic",
-    "WriteOutputs/ToDeadLetterEncodeCorrectedTopic",
-    "WriteOutputs/ToDeadLetterEncodeReviewTopic",
-    "WriteOutputs/ToReviewTopic",
+    "WriteOutputs/ProduceOutputs",
+    "WriteOutputs/ProduceOutputs/EndOfStage",
+    "WriteOutputs/ProduceOutputs/Produce",
+    "WriteOutputs/ToTopics",
 ]
 
 
