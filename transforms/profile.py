@@ -1,0 +1,302 @@
+"""The catalog profile: what a catalog team knows about its artists and suppliers.
+
+A record seen alone cannot tell "KAROL G" (how the artist writes it) from
+"KAROL G" (a feed that shouts), nor "5/4/2024" in May from April. The profile
+holds the knowledge that can:
+
+* **artists**: the forms each artist's name is delivered in, with counts
+  ("KAROL G": 57). A form seen often enough and making up enough of the
+  artist's deliveries is *official*, and the policy never "corrects" it;
+* **sources**: per source, the unambiguous numeric dates it sent, split into
+  day-first ("26/4/2024") and month-first ("4/26/2024"), and how many of its
+  text values are all upper case, all lower case or mixed.
+
+It is built from records (``build_profile``; partial profiles ``merge``, so a
+Beam ``CombineGlobally`` can build it), serialised as sorted, compact JSON,
+and named by the hash of that JSON, so one profile always has one version::
+
+    >>> p = build_profile([("feed-a", {"artist": "KAROL G", "release_date": "4/26/2024"}),
+    ...                    ("feed-a", {"artist": "KAROL G", "release_date": "1/13/2024"}),
+    ...                    ("feed-a", {"artist": "KAROL G", "release_date": "12/31/2023"})])
+    >>> p.is_official_form("KAROL G"), p.is_official_form("Karol G")
+    (True, False)
+    >>> p.date_order("feed-a")
+    'mdy'
+    >>> p.resolve_date("5/4/2024", "feed-a").date
+    datetime.date(2024, 5, 4)
+    >>> ProfileData.from_json(p.to_json()) == p
+    True
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+FORMAT = 1  # bump when the JSON layout changes
+
+DAY_FIRST = "dmy"
+MONTH_FIRST = "mdy"
+
+# A source's date order is trusted from this many unambiguous dates on, when
+# at least this share of them agree.
+MIN_DATE_EVIDENCE = 3
+MIN_DATE_AGREEMENT = 0.95
+# A name form is official when seen at least this often and it is at least
+# this share of the artist's deliveries (a one-off shouted copy among many
+# mixed-case ones is not).
+MIN_FORM_COUNT = 1
+MIN_FORM_SHARE = 0.2
+
+_NUMERIC_DATE = re.compile(r"([0-9]{1,2})[/.\-]([0-9]{1,2})[/.\-]([0-9]{4}|[0-9]{2})")
+TWO_DIGIT_YEAR_PIVOT = 30  # as transforms.correctors: 00-29 -> 2000s, 30-99 -> 1900s
+
+
+def name_key(name: str) -> str:
+    """The key forms of one name share: NFKC, case folded, spaces collapsed.
+
+    >>> name_key(" KAROL  G ") == name_key("Karol G")
+    True
+    """
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def casing_of(value: str) -> str:
+    """"upper", "lower", "mixed", or "none" when it has no cased letter."""
+    if value.isupper():
+        return "upper"
+    if value.islower():
+        return "lower"
+    return "mixed" if any(ch.isalpha() and ch.lower() != ch.upper() for ch in value) else "none"
+
+
+def _year(text: str) -> int:
+    year = int(text)
+    if len(text) == 2:
+        year += 2000 if year < TWO_DIGIT_YEAR_PIVOT else 1900
+    return year
+
+
+def date_order_evidence(value: str) -> str | None:
+    """The order an unambiguous numeric date proves, None if it proves none.
+
+    >>> date_order_evidence("4/26/2024"), date_order_evidence("26.4.2024"), date_order_evidence("5/4/2024")
+    ('mdy', 'dmy', None)
+    """
+    m = _NUMERIC_DATE.fullmatch(value.strip())
+    if m is None:
+        return None
+    a, b = int(m.group(1)), int(m.group(2))
+    if 1 <= a <= 12 < b <= 31:
+        return MONTH_FIRST
+    if 1 <= b <= 12 < a <= 31:
+        return DAY_FIRST
+    return None
+
+
+@dataclass(frozen=True)
+class SourceStats:
+    """What one source's own records show."""
+
+    day_first: int = 0
+    month_first: int = 0
+    upper: int = 0
+    lower: int = 0
+    mixed: int = 0
+
+    def merged(self, other: SourceStats) -> SourceStats:
+        return SourceStats(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple(),
+                                                   strict=True)))
+
+    def as_tuple(self) -> tuple[int, int, int, int, int]:
+        return (self.day_first, self.month_first, self.upper, self.lower, self.mixed)
+
+
+@dataclass(frozen=True)
+class DateResolution:
+    """A date read with the source's convention, or why it was not."""
+
+    date: datetime.date | None
+    reason: str
+    used_convention: bool = False
+
+
+@dataclass(frozen=True)
+class ProfileData:
+    """The profile. ``artists``: name key -> {form: count}; ``sources``:
+    source -> ``SourceStats``. Treat as read-only; build with ``build_profile``."""
+
+    artists: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    sources: Mapping[str, SourceStats] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ queries
+
+    def forms(self, name: str) -> list[tuple[str, int]]:
+        """The forms of ``name``'s artist seen, most frequent first.
+
+        >>> build_profile([("s", {"artist": "benny blanco"})] * 2).forms("Benny Blanco")
+        [('benny blanco', 2)]
+        """
+        counts = self.artists.get(name_key(name), {})
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    def is_known_artist(self, name: str) -> bool:
+        """Whether any form of ``name`` has been seen."""
+        return name_key(name) in self.artists
+
+    def is_official_form(self, name: str, *, min_count: int = MIN_FORM_COUNT,
+                         min_share: float = MIN_FORM_SHARE) -> bool:
+        """Whether ``name``, exactly as written, is one of its artist's official forms."""
+        counts = self.artists.get(name_key(name))
+        if not counts or name not in counts:
+            return False
+        total = sum(counts.values())
+        return counts[name] >= min_count and counts[name] / total >= min_share
+
+    def official_form(self, name: str) -> str | None:
+        """The most frequent form of ``name``'s artist, if it is official."""
+        forms = self.forms(name)
+        if not forms or not self.is_official_form(forms[0][0]):
+            return None
+        return forms[0][0]
+
+    def swap_evidence(self, title: str, artist: str) -> bool:
+        """Whether the profile supports exchanging title and artist: the title is a
+        known artist and the delivered artist is not."""
+        return self.is_known_artist(title) and not self.is_known_artist(artist)
+
+    def date_order(self, source: str, *, min_evidence: int = MIN_DATE_EVIDENCE,
+                   min_agreement: float = MIN_DATE_AGREEMENT) -> str | None:
+        """"dmy" or "mdy" when the source's unambiguous dates say so with confidence."""
+        stats = self.sources.get(source)
+        if stats is None:
+            return None
+        total = stats.day_first + stats.month_first
+        if total < min_evidence:
+            return None
+        if stats.month_first / total >= min_agreement:
+            return MONTH_FIRST
+        if stats.day_first / total >= min_agreement:
+            return DAY_FIRST
+        return None
+
+    def resolve_date(self, value: str, source: str) -> DateResolution:
+        """Read an ambiguous numeric date ("5/4/2024") with the source's order.
+
+        Only day/month ambiguity is resolved here; any other form is left to
+        the date corrector. Without a confident order the date is not guessed.
+        """
+        m = _NUMERIC_DATE.fullmatch(value.strip())
+        if m is None:
+            return DateResolution(None, f"not a numeric day/month date: {value}")
+        a, b, year = int(m.group(1)), int(m.group(2)), _year(m.group(3))
+        order = self.date_order(source)
+        if order is None:
+            return DateResolution(None, f"ambiguous day and month, and source {source!r} "
+                                        f"has no confident date order: {value}")
+        month, day = (a, b) if order == MONTH_FIRST else (b, a)
+        try:
+            return DateResolution(datetime.date(year, month, day),
+                                  f"read as {order} by source {source!r}'s convention", True)
+        except ValueError:
+            return DateResolution(None, f"not a calendar date as {order}: {value}")
+
+    def casing_shares(self, source: str) -> dict[str, float]:
+        """Share of the source's text values in upper, lower and mixed case."""
+        stats = self.sources.get(source, SourceStats())
+        total = stats.upper + stats.lower + stats.mixed
+        if total == 0:
+            return {"upper": 0.0, "lower": 0.0, "mixed": 0.0}
+        return {"upper": stats.upper / total, "lower": stats.lower / total,
+                "mixed": stats.mixed / total}
+
+    # ------------------------------------------------------------------ combine
+
+    def merge(self, other: ProfileData) -> ProfileData:
+        """The profile of both record sets (associative and commutative)."""
+        artists: dict[str, dict[str, int]] = {k: dict(v) for k, v in self.artists.items()}
+        for key, forms in other.artists.items():
+            bucket = artists.setdefault(key, {})
+            for form, count in forms.items():
+                bucket[form] = bucket.get(form, 0) + count
+        sources = dict(self.sources)
+        for source, stats in other.sources.items():
+            sources[source] = sources.get(source, SourceStats()).merged(stats)
+        return ProfileData(artists=artists, sources=sources)
+
+    # ------------------------------------------------------------------ serialise
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "artists": {k: dict(sorted(v.items())) for k, v in sorted(self.artists.items())},
+            "sources": {k: {"day_first": s.day_first, "month_first": s.month_first,
+                            "upper": s.upper, "lower": s.lower, "mixed": s.mixed}
+                        for k, s in sorted(self.sources.items())},
+        }
+
+    def to_json(self) -> str:
+        """Sorted, compact, ASCII-escaped JSON: equal profiles give equal bytes."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=True)
+
+    @property
+    def version(self) -> str:
+        """"p-" and the first 16 hex digits of the JSON's SHA-256."""
+        return "p-" + hashlib.sha256(self.to_json().encode("ascii")).hexdigest()[:16]
+
+    @classmethod
+    def from_json(cls, text: str) -> ProfileData:
+        data = json.loads(text)
+        if data.get("format") != FORMAT:
+            raise ValueError(f"profile format {data.get('format')!r}, expected {FORMAT}")
+        return cls(
+            artists={k: {f: int(c) for f, c in v.items()} for k, v in data["artists"].items()},
+            sources={k: SourceStats(**{n: int(c) for n, c in v.items()})
+                     for k, v in data["sources"].items()},
+        )
+
+
+def profile_of_record(source: str, track: Mapping[str, Any]) -> ProfileData:
+    """The profile of one record: its artist forms, date evidence and casing."""
+    artists: dict[str, dict[str, int]] = {}
+    names = [track.get("artist")] + list(track.get("featured_artists") or [])
+    for name in names:
+        if isinstance(name, str) and name.strip():
+            form = " ".join(name.split())
+            bucket = artists.setdefault(name_key(form), {})
+            bucket[form] = bucket.get(form, 0) + 1
+    counts = dict.fromkeys(("day_first", "month_first", "upper", "lower", "mixed"), 0)
+    date = track.get("release_date")
+    if isinstance(date, str):
+        order = date_order_evidence(date)
+        if order is not None:
+            counts["day_first" if order == DAY_FIRST else "month_first"] += 1
+    for name in ("title", "album"):
+        value = track.get(name)
+        if isinstance(value, str) and (casing := casing_of(value)) != "none":
+            counts[casing] += 1
+    return ProfileData(artists=artists, sources={source: SourceStats(**counts)})
+
+
+def build_profile(records: Iterable[tuple[str, Mapping[str, Any]]]) -> ProfileData:
+    """The profile of ``(source, raw track)`` pairs (one pass, counts added in place)."""
+    artists: dict[str, dict[str, int]] = {}
+    sources: dict[str, list[int]] = {}
+    for source, track in records:
+        one = profile_of_record(source, track)
+        for key, forms in one.artists.items():
+            bucket = artists.setdefault(key, {})
+            for form, count in forms.items():
+                bucket[form] = bucket.get(form, 0) + count
+        totals = sources.setdefault(source, [0] * 5)
+        for i, n in enumerate(one.sources[source].as_tuple()):
+            totals[i] += n
+    return ProfileData(artists=artists,
+                       sources={k: SourceStats(*v) for k, v in sources.items()})
