@@ -7,9 +7,13 @@ holds the knowledge that can:
 * **artists**: the forms each artist's name is delivered in, with counts
   ("KAROL G": 57). A form seen often enough and making up enough of the
   artist's deliveries is *official*, and the policy never "corrects" it;
+* **titles**: per artist (name key), the keys of the titles delivered under
+  it: a swap needs them as evidence ("Rush" / "Troye Sivan" is only exchanged
+  when "Troye Sivan" is a known artist with a known title "Rush");
 * **sources**: per source, the unambiguous numeric dates it sent, split into
-  day-first ("26/4/2024") and month-first ("4/26/2024"), and how many of its
-  text values are all upper case, all lower case or mixed.
+  day-first ("26/4/2024") and month-first ("4/26/2024"), how many of its
+  text values are all upper case, all lower case or mixed, and how many of its
+  decimal durations are below 20 ("3.663": minutes) or not ("215.5": seconds).
 
 It is built from records (``build_profile``; partial profiles ``merge``, so a
 Beam ``CombineGlobally`` can build it), serialised as sorted, compact JSON,
@@ -39,7 +43,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-FORMAT = 1  # bump when the JSON layout changes
+FORMAT = 2  # bump when the JSON layout changes
 
 DAY_FIRST = "dmy"
 MONTH_FIRST = "mdy"
@@ -53,6 +57,16 @@ MIN_DATE_AGREEMENT = 0.95
 # mixed-case ones is not).
 MIN_FORM_COUNT = 1
 MIN_FORM_SHARE = 0.2
+
+# A source's decimal durations are minutes from this many on, when at least this
+# share of them are below DECIMAL_MINUTES_BELOW (no song of 20 s is common, and
+# no song of 20 min is).
+MIN_UNIT_EVIDENCE = 3
+MIN_UNIT_AGREEMENT = 0.95
+DECIMAL_MINUTES_BELOW = 20
+_DECIMAL = re.compile(r"([0-9]{1,4})\.([0-9]{1,3})")
+MINUTES = "minutes"
+SECONDS = "seconds"
 
 _NUMERIC_DATE = re.compile(r"([0-9]{1,2})[/.\-]([0-9]{1,2})[/.\-]([0-9]{4}|[0-9]{2})")
 TWO_DIGIT_YEAR_PIVOT = 30  # as transforms.correctors: 00-29 -> 2000s, 30-99 -> 1900s
@@ -83,6 +97,15 @@ def _year(text: str) -> int:
     return year
 
 
+def decimal_duration(value: str) -> float | None:
+    """The number in a plain decimal duration ("3.663", "215.5"), else None.
+
+    >>> decimal_duration("3.663"), decimal_duration("3:40"), decimal_duration("215000")
+    (3.663, None, None)
+    """
+    return float(value.strip()) if _DECIMAL.fullmatch(value.strip()) else None
+
+
 def date_order_evidence(value: str) -> str | None:
     """The order an unambiguous numeric date proves, None if it proves none.
 
@@ -109,13 +132,16 @@ class SourceStats:
     upper: int = 0
     lower: int = 0
     mixed: int = 0
+    decimal_small: int = 0  # decimal durations below DECIMAL_MINUTES_BELOW
+    decimal_large: int = 0
 
     def merged(self, other: SourceStats) -> SourceStats:
         return SourceStats(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple(),
                                                    strict=True)))
 
-    def as_tuple(self) -> tuple[int, int, int, int, int]:
-        return (self.day_first, self.month_first, self.upper, self.lower, self.mixed)
+    def as_tuple(self) -> tuple[int, ...]:
+        return (self.day_first, self.month_first, self.upper, self.lower, self.mixed,
+                self.decimal_small, self.decimal_large)
 
 
 @dataclass(frozen=True)
@@ -129,11 +155,13 @@ class DateResolution:
 
 @dataclass(frozen=True)
 class ProfileData:
-    """The profile. ``artists``: name key -> {form: count}; ``sources``:
-    source -> ``SourceStats``. Treat as read-only; build with ``build_profile``."""
+    """The profile. ``artists``: name key -> {form: count}; ``titles``: artist
+    name key -> title keys; ``sources``: source -> ``SourceStats``. Treat as
+    read-only; build with ``build_profile``."""
 
     artists: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     sources: Mapping[str, SourceStats] = field(default_factory=dict)
+    titles: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ queries
 
@@ -166,10 +194,23 @@ class ProfileData:
             return None
         return forms[0][0]
 
+    def has_title(self, artist: str, title: str) -> bool:
+        """Whether ``title`` has been delivered under ``artist`` (keys compared)."""
+        return name_key(title) in self.titles.get(name_key(artist), ())
+
     def swap_evidence(self, title: str, artist: str) -> bool:
-        """Whether the profile supports exchanging title and artist: the title is a
-        known artist and the delivered artist is not."""
-        return self.is_known_artist(title) and not self.is_known_artist(artist)
+        """Whether the profile supports exchanging title and artist: the delivered
+        title is a known artist, and the delivered artist is one of that artist's
+        known titles, not a title of its own under the delivered artist.
+
+        "Title is a known artist" alone is weak ("Queen" by Perfume Genius is a
+        song): the pair must have been seen the other way round.
+
+        >>> p = build_profile([("s", {"artist": "Troye Sivan", "title": "Rush"})])
+        >>> p.swap_evidence("Troye Sivan", "Rush"), p.swap_evidence("Rush", "Troye Sivan")
+        (True, False)
+        """
+        return self.has_title(title, artist) and not self.has_title(artist, title)
 
     def date_order(self, source: str, *, min_evidence: int = MIN_DATE_EVIDENCE,
                    min_agreement: float = MIN_DATE_AGREEMENT) -> str | None:
@@ -207,6 +248,22 @@ class ProfileData:
         except ValueError:
             return DateResolution(None, f"not a calendar date as {order}: {value}")
 
+    def duration_unit(self, source: str, *, min_evidence: int = MIN_UNIT_EVIDENCE,
+                      min_agreement: float = MIN_UNIT_AGREEMENT) -> str | None:
+        """"minutes" or "seconds" for the source's decimal durations, when its own
+        decimals say so with confidence; None otherwise."""
+        stats = self.sources.get(source)
+        if stats is None:
+            return None
+        total = stats.decimal_small + stats.decimal_large
+        if total < min_evidence:
+            return None
+        if stats.decimal_small / total >= min_agreement:
+            return MINUTES
+        if stats.decimal_large / total >= min_agreement:
+            return SECONDS
+        return None
+
     def casing_shares(self, source: str) -> dict[str, float]:
         """Share of the source's text values in upper, lower and mixed case."""
         stats = self.sources.get(source, SourceStats())
@@ -228,7 +285,10 @@ class ProfileData:
         sources = dict(self.sources)
         for source, stats in other.sources.items():
             sources[source] = sources.get(source, SourceStats()).merged(stats)
-        return ProfileData(artists=artists, sources=sources)
+        titles = dict(self.titles)
+        for key, keys in other.titles.items():
+            titles[key] = titles.get(key, frozenset()) | keys
+        return ProfileData(artists=artists, sources=sources, titles=titles)
 
     # ------------------------------------------------------------------ serialise
 
@@ -237,8 +297,10 @@ class ProfileData:
             "format": FORMAT,
             "artists": {k: dict(sorted(v.items())) for k, v in sorted(self.artists.items())},
             "sources": {k: {"day_first": s.day_first, "month_first": s.month_first,
-                            "upper": s.upper, "lower": s.lower, "mixed": s.mixed}
+                            "upper": s.upper, "lower": s.lower, "mixed": s.mixed,
+                            "decimal_small": s.decimal_small, "decimal_large": s.decimal_large}
                         for k, s in sorted(self.sources.items())},
+            "titles": {k: sorted(v) for k, v in sorted(self.titles.items())},
         }
 
     def to_json(self) -> str:
@@ -260,6 +322,7 @@ class ProfileData:
             artists={k: {f: int(c) for f, c in v.items()} for k, v in data["artists"].items()},
             sources={k: SourceStats(**{n: int(c) for n, c in v.items()})
                      for k, v in data["sources"].items()},
+            titles={k: frozenset(v) for k, v in data["titles"].items()},
         )
 
 
@@ -272,7 +335,8 @@ def profile_of_record(source: str, track: Mapping[str, Any]) -> ProfileData:
             form = " ".join(name.split())
             bucket = artists.setdefault(name_key(form), {})
             bucket[form] = bucket.get(form, 0) + 1
-    counts = dict.fromkeys(("day_first", "month_first", "upper", "lower", "mixed"), 0)
+    counts = dict.fromkeys(("day_first", "month_first", "upper", "lower", "mixed",
+                            "decimal_small", "decimal_large"), 0)
     date = track.get("release_date")
     if isinstance(date, str):
         order = date_order_evidence(date)
@@ -282,21 +346,33 @@ def profile_of_record(source: str, track: Mapping[str, Any]) -> ProfileData:
         value = track.get(name)
         if isinstance(value, str) and (casing := casing_of(value)) != "none":
             counts[casing] += 1
-    return ProfileData(artists=artists, sources={source: SourceStats(**counts)})
+    duration = track.get("duration_ms")
+    if isinstance(duration, str) and (number := decimal_duration(duration)) is not None:
+        counts["decimal_small" if number < DECIMAL_MINUTES_BELOW else "decimal_large"] += 1
+    titles: dict[str, frozenset[str]] = {}
+    artist, title = track.get("artist"), track.get("title")
+    if isinstance(artist, str) and artist.strip() and isinstance(title, str) and title.strip():
+        titles[name_key(artist)] = frozenset([name_key(title)])
+    return ProfileData(artists=artists, sources={source: SourceStats(**counts)}, titles=titles)
 
 
 def build_profile(records: Iterable[tuple[str, Mapping[str, Any]]]) -> ProfileData:
     """The profile of ``(source, raw track)`` pairs (one pass, counts added in place)."""
     artists: dict[str, dict[str, int]] = {}
     sources: dict[str, list[int]] = {}
+    titles: dict[str, set[str]] = {}
+    width = len(SourceStats().as_tuple())
     for source, track in records:
         one = profile_of_record(source, track)
         for key, forms in one.artists.items():
             bucket = artists.setdefault(key, {})
             for form, count in forms.items():
                 bucket[form] = bucket.get(form, 0) + count
-        totals = sources.setdefault(source, [0] * 5)
+        for key, keys in one.titles.items():
+            titles.setdefault(key, set()).update(keys)
+        totals = sources.setdefault(source, [0] * width)
         for i, n in enumerate(one.sources[source].as_tuple()):
             totals[i] += n
     return ProfileData(artists=artists,
-                       sources={k: SourceStats(*v) for k, v in sources.items()})
+                       sources={k: SourceStats(*v) for k, v in sources.items()},
+                       titles={k: frozenset(v) for k, v in titles.items()})

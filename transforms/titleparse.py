@@ -7,7 +7,9 @@ this order, each peel one ``Step`` (one audit entry downstream):
 
 1. ``track_number_prefix``: a leading "06 - ", "6. ", "006-";
 2. ``artist_in_title``: a leading "Artist - " when Artist is the track's artist;
-3. trailing tags, from the end inwards, until none is left:
+3. ``album_in_title``: a trailing " (Album)", " [Album]" or " - Album" when Album
+   is the track's album;
+4. trailing tags, from the end inwards, until none is left:
    ``explicit_in_title`` ("[Explicit]", "(Clean Version)") and
    ``featured_in_title`` ("(feat. X)", "[ft. X & Y]", " feat. X").
 
@@ -38,6 +40,7 @@ from dataclasses import dataclass
 
 TRACK_NUMBER_PREFIX = "track_number_prefix"
 ARTIST_IN_TITLE = "artist_in_title"
+ALBUM_IN_TITLE = "album_in_title"
 EXPLICIT_IN_TITLE = "explicit_in_title"
 FEATURED_IN_TITLE = "featured_in_title"
 
@@ -56,6 +59,7 @@ _FEAT_TRAILING = re.compile(rf"\s+[-–]?\s*{_FEAT_WORD}\s+(?P<names>[^\(\)\[\]]
 _NAME_SEPARATOR = re.compile(r"\s*(?:,|&|\band\b|\+)\s*", re.IGNORECASE)
 _NAME_LEAD = re.compile(rf"^(?:(?:with|{_FEAT_WORD}|&|and)\s+)+", re.IGNORECASE)
 _SEPARATORS = (" - ", " – ", " — ")
+_SPACED_SEPARATOR = re.compile(r"\s+[-–.]|\.\s")
 
 
 @dataclass(frozen=True)
@@ -137,8 +141,19 @@ def _strip_artist(title: str, artist: str | None) -> str | None:
     return None
 
 
+def _strip_album(title: str, album: str | None) -> str | None:
+    if not album or not album.strip() or title.casefold() == album.strip().casefold():
+        return None
+    name = album.strip().casefold()
+    for suffix in (f" ({name})", f" [{name}]") + tuple(sep + name for sep in _SEPARATORS):
+        if title.casefold().endswith(suffix) and len(title) > len(suffix):
+            return title[:len(title) - len(suffix)]
+    return None
+
+
 def parse_title(title: str, artist: str | None = None,
-                is_known: Callable[[str], bool] | None = None) -> TitleParse:
+                is_known: Callable[[str], bool] | None = None,
+                album: str | None = None) -> TitleParse:
     """Take every malformation out of ``title`` in the documented order.
 
     >>> p = parse_title("06 - SONG TITLE (feat. X)")
@@ -151,10 +166,11 @@ def parse_title(title: str, artist: str | None = None,
     rest = title
     track_number = None
     m = _TRACK_PREFIX.match(rest)
-    # "99 Luftballons", "7 Years": a bare number and a space is a real title;
-    # only a zero-padded number or one followed by a separator is a prefix.
+    # "99 Luftballons", "7 Years", "4-Ever": a bare number glued to a word or
+    # followed by a space is a real title; only a zero-padded number, or one
+    # set apart by a spaced separator ("6 - ", "6. "), is a prefix.
     if m is not None and (m.group("n").startswith("0")
-                          or rest[len(m.group("n")):].lstrip()[:1] in "-–."):
+                          or _SPACED_SEPARATOR.match(rest, len(m.group("n"))) is not None):
         after = m.group("rest").strip()
         steps.append(Step(TRACK_NUMBER_PREFIX, rest, after))
         track_number = int(m.group("n")) or None
@@ -163,6 +179,10 @@ def parse_title(title: str, artist: str | None = None,
     if stripped is not None and stripped.strip():
         steps.append(Step(ARTIST_IN_TITLE, rest, stripped.strip()))
         rest = stripped.strip()
+    without_album = _strip_album(rest, album)
+    if without_album is not None and without_album.strip():
+        steps.append(Step(ALBUM_IN_TITLE, rest, without_album.strip()))
+        rest = without_album.strip()
     featured: list[str] = []
     kinds: set[str] = set()
     while True:

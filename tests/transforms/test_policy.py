@@ -14,6 +14,7 @@ import pytest
 
 from transforms.fields import INVALID_VALUE, LANGUAGE_CODE, SWAP_CLASS, TRACK_FIELDS
 from transforms.policy import CorrectionResult, RecordScores, Thresholds, correct_track
+from transforms.profile import ProfileData, build_profile
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -42,13 +43,21 @@ TYPED = {
 
 
 def run(raw: dict[str, Any], fields: dict[str, tuple[str, float]] | None = None,
-        swapped: float = 0.0, thresholds: Thresholds | None = None) -> CorrectionResult:
+        swapped: float = 0.0, thresholds: Thresholds | None = None,
+        profile: ProfileData | None = None, source: str | None = None) -> CorrectionResult:
     return correct_track(raw, RecordScores(fields=fields or {}, swapped=swapped),
-                         thresholds=thresholds or Thresholds(), model_version="m-test")
+                         thresholds=thresholds or Thresholds(), model_version="m-test",
+                         profile=profile, source=source)
 
 
 def with_(**changes: Any) -> dict[str, Any]:
     return {**RAW, **changes}
+
+
+# A record that shouts as a whole: case classes may apply to it without a profile.
+SHOUTING = {"title": "EMPIRE STATE OF MIND", "artist": "JAY-Z", "album": "THE BLUEPRINT 3"}
+# The pair seen the right way round: evidence for un-swapping it.
+KNOWS_THE_PAIR = build_profile([("s", {"artist": "Jay-Z", "title": "Empire State of Mind"})])
 
 
 def test_clean_track_is_typed_and_untouched() -> None:
@@ -58,7 +67,7 @@ def test_clean_track_is_typed_and_untouched() -> None:
 
 
 def test_high_confidence_class_is_corrected_with_a_correction_entry() -> None:
-    result = run(with_(title="EMPIRE STATE OF MIND"), {"title": ("all_caps", 0.97)})
+    result = run(with_(**SHOUTING), {"title": ("all_caps", 0.97)})
     assert result.track["title"] == "Empire State of Mind"
     assert result.corrections == [{
         "field": "title", "before": "EMPIRE STATE OF MIND", "after": "Empire State of Mind",
@@ -68,7 +77,7 @@ def test_high_confidence_class_is_corrected_with_a_correction_entry() -> None:
 
 
 def test_mid_confidence_is_flagged_and_left_as_delivered() -> None:
-    result = run(with_(title="EMPIRE STATE OF MIND"), {"title": ("all_caps", 0.7)})
+    result = run(with_(**SHOUTING), {"title": ("all_caps", 0.7)})
     assert result.track["title"] == "EMPIRE STATE OF MIND"
     assert result.corrections == []
     assert result.review == [{"field": "title", "value": "EMPIRE STATE OF MIND",
@@ -83,7 +92,7 @@ def test_low_confidence_is_left_alone() -> None:
 
 
 def test_thresholds_are_inclusive_at_the_bounds() -> None:
-    raw = with_(title="EMPIRE STATE OF MIND")
+    raw = with_(**SHOUTING)
     assert run(raw, {"title": ("all_caps", 0.9)}).corrections
     assert run(raw, {"title": ("all_caps", 0.5)}).review
     custom = Thresholds(apply=0.6, review=0.2)
@@ -206,24 +215,32 @@ def test_artist_in_title_matches_the_artist_before_its_own_correction() -> None:
 
 def test_swap_is_applied_with_two_corrections() -> None:
     raw = with_(title="Jay-Z", artist="Empire State of Mind")
-    result = run(raw, swapped=0.96)
+    result = run(raw, swapped=0.96, profile=KNOWS_THE_PAIR)
     assert (result.track["title"], result.track["artist"]) == ("Empire State of Mind", "Jay-Z")
     assert [(c["field"], c["error_class"]) for c in result.corrections] == [
         ("title", SWAP_CLASS), ("artist", SWAP_CLASS)]
 
 
 def test_scores_follow_the_values_through_a_swap() -> None:
-    raw = with_(title="JAY-Z", artist="Empire State of Mind")
-    result = run(raw, {"title": ("all_caps", 0.95)}, swapped=0.96)
-    assert (result.track["title"], result.track["artist"]) == ("Empire State of Mind", "Jay-Z")
+    raw = with_(title="JAY-Z", artist="EMPIRE STATE OF MIND", album="THE BLUEPRINT 3")
+    result = run(raw, {"artist": ("all_caps", 0.95)}, swapped=0.96, profile=KNOWS_THE_PAIR)
+    assert (result.track["title"], result.track["artist"]) == ("Empire State of Mind", "JAY-Z")
 
 
-def test_uncertain_swap_is_flagged_on_both_fields() -> None:
+def test_a_swap_without_profile_evidence_is_neither_applied_nor_flagged() -> None:
+    # "Rush" / "Troye Sivan": a short title and a two-word artist look swapped to the model.
+    raw = with_(title="Rush", artist="Troye Sivan")
+    knows_the_artist = build_profile([("s", {"artist": "Troye Sivan", "title": "Angel Baby"})])
+    for profile in (None, knows_the_artist):
+        result = run(raw, swapped=0.999, profile=profile)
+        assert (result.track["title"], result.track["artist"]) == ("Rush", "Troye Sivan")
+        assert result.corrections == [] and result.review == []
+
+
+def test_a_swap_with_evidence_needs_the_model_at_review_level() -> None:
     raw = with_(title="Jay-Z", artist="Empire State of Mind")
-    result = run(raw, swapped=0.6)
-    assert result.track["title"] == "Jay-Z"
-    assert [(f["field"], f["error_class"]) for f in result.review] == [
-        ("title", SWAP_CLASS), ("artist", SWAP_CLASS)]
+    assert run(raw, swapped=0.6, profile=KNOWS_THE_PAIR).track["title"] == "Empire State of Mind"
+    assert run(raw, swapped=0.2, profile=KNOWS_THE_PAIR).corrections == []
 
 
 @pytest.mark.parametrize("raw_value,typed", [
@@ -248,7 +265,8 @@ def test_track_number_is_typed(raw_value: str | None, typed: int | None) -> None
 def test_untypable_values_are_never_lost(name: str, raw_value: str) -> None:
     result = run(with_(**{name: raw_value}))
     [flag] = result.review
-    assert (flag["field"], flag["value"], flag["error_class"]) == (name, raw_value, INVALID_VALUE)
+    expected = LANGUAGE_CODE if name == "language" else INVALID_VALUE
+    assert (flag["field"], flag["value"], flag["error_class"]) == (name, raw_value, expected)
     assert result.track[name] == (raw_value if name == "language" else None)
 
 
@@ -266,10 +284,11 @@ def test_wrong_class_for_a_field_is_an_error() -> None:
 
 
 def test_deterministic_and_ordered_by_track_fields() -> None:
-    raw = with_(title="05 - EMPIRE STATE OF MIND", artist="jay-z", isrc="us-jz1-09-00031",
+    raw = with_(title="05 - EMPIRE STATE OF MIND", artist="JAY-Z", album="THE BLUEPRINT 3",
+                isrc="us-jz1-09-00031",
                 release_date="17-Mar-08", language="EN", genre="Rap", track_number=None,
                 upc="075678974734")
-    fields = {"title": ("track_number_prefix", 0.95), "artist": ("all_lower", 0.91),
+    fields = {"title": ("track_number_prefix", 0.95), "artist": ("all_caps", 0.91),
               "isrc": ("isrc_format", 0.97), "release_date": ("date_format", 0.93),
               "genre": ("genre_noncanonical", 0.92), "upc": ("upc_check_digit", 0.99)}
     first = run(raw, fields)

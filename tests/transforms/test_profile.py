@@ -50,10 +50,29 @@ def test_a_rare_shouted_copy_is_not_official() -> None:
     assert not profile.is_official_form("SABRINA CARPENTER")  # 10 % < MIN_FORM_SHARE
 
 
-def test_swap_needs_the_title_to_be_a_known_artist_and_the_artist_not() -> None:
-    profile = build_profile([("s", {"artist": "Troye Sivan"})])
+def test_swap_needs_the_pair_seen_the_other_way_round() -> None:
+    # A known artist as title is not enough ("Queen" by Perfume Genius is a song).
+    only_artist = build_profile([("s", {"artist": "Troye Sivan"}), ("s", {"artist": "Queen"})])
+    assert not only_artist.swap_evidence("Troye Sivan", "Rush")
+    assert not only_artist.swap_evidence("Queen", "Perfume Genius")
+    profile = build_profile([("s", {"artist": "Troye Sivan", "title": "Rush"})])
     assert not profile.swap_evidence("Rush", "Troye Sivan")
-    assert profile.swap_evidence("Troye Sivan", "Rush")
+    assert profile.swap_evidence("troye sivan", "RUSH")
+
+
+def test_a_title_both_ways_round_is_no_evidence() -> None:
+    profile = build_profile([("s", {"artist": "A", "title": "B"}), ("s", {"artist": "B", "title": "A"})])
+    assert not profile.swap_evidence("A", "B")
+
+
+def test_decimal_durations_teach_the_source_unit() -> None:
+    profile = build_profile([("mb01", {"duration_ms": d}) for d in ("3.663", "4.033", "2.5")]
+                            + [("secs", {"duration_ms": d}) for d in ("215.5", "189.25", "301.0")]
+                            + [("few", {"duration_ms": "3.5"})])
+    assert profile.duration_unit("mb01") == "minutes"
+    assert profile.duration_unit("secs") == "seconds"
+    assert profile.duration_unit("few") is None
+    assert ProfileData.from_json(profile.to_json()) == profile
 
 
 @pytest.mark.parametrize("value, order", [
