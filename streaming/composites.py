@@ -24,6 +24,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
+from model.profilestore import LatestProfile, bundled_profile_dir
 from model.serving import Predictor
 from schemas import AUDIT_SCHEMA_ID, CORRECTED_SCHEMA_ID
 from transforms import codec, records
@@ -108,6 +109,13 @@ class _LoadedModel:
         self.predictor = Predictor.load(model_dir)
 
 
+class _LoadedProfile:
+    """Holder for the profile handle shared by all DoFn instances of a worker process."""
+
+    def __init__(self, profile_dir: str, refresh_s: float):
+        self.latest = LatestProfile(profile_dir, refresh_s)
+
+
 @dataclass(frozen=True)
 class CorrectionSettings:
     """Plain, picklable settings of the correction step."""
@@ -116,6 +124,11 @@ class CorrectionSettings:
     batch_size: int = 512
     apply_threshold: float | None = None
     review_threshold: float | None = None
+    # The catalog profile directory (DIR/LATEST -> DIR/<version>/profile.json);
+    # None: the one bundled with the model, if it has one.
+    profile_dir: str | None = None
+    # How often a worker looks for a newer LATEST, at bundle start.
+    profile_refresh_s: float = 60.0
 
 
 # Far above every field's max_chars: values longer than this are broken or hostile input.
@@ -138,9 +151,11 @@ class CorrectBatchFn(beam.DoFn):
     outputs are complete before its input offsets are committed.
     """
 
-    def __init__(self, settings: CorrectionSettings, shared_handle: shared.Shared):
+    def __init__(self, settings: CorrectionSettings, shared_handle: shared.Shared,
+                 profile_handle: shared.Shared):
         self._settings = settings
         self._shared_handle = shared_handle
+        self._profile_handle = profile_handle
         self._buffer: list[tuple[Any, Any, Any]] = []
         self._counters: dict[str, Any] = {}
         self._batch_size = Metrics.distribution(METRICS_NAMESPACE, "inference_batch_size")
@@ -157,9 +172,18 @@ class CorrectBatchFn(beam.DoFn):
             review=self._settings.review_threshold if self._settings.review_threshold is not None else base.review,
         )
         self._model_version = self._predictor.version
+        profile_dir = self._settings.profile_dir or bundled_profile_dir(self._predictor.version_dir)
+        self._latest_profile = None
+        if profile_dir is not None:
+            refresh_s = self._settings.profile_refresh_s
+            self._latest_profile = self._profile_handle.acquire(
+                lambda: _LoadedProfile(profile_dir, refresh_s), tag=f"{profile_dir}@{refresh_s}").latest
+        self._profile = None
 
     def start_bundle(self) -> None:
         self._buffer = []
+        # One profile per bundle: a newer version is picked up between bundles.
+        self._profile = self._latest_profile.current() if self._latest_profile is not None else None
 
     def process(
         self,
@@ -220,6 +244,8 @@ class CorrectBatchFn(beam.DoFn):
                 scores or RecordScores(fields={}, swapped=0.0),
                 thresholds=self._thresholds,
                 model_version=self._model_version,
+                profile=self._profile,
+                source=event.get("source"),
             )
             review = list(result.review)
             if model_error is not None:
@@ -232,6 +258,8 @@ class CorrectBatchFn(beam.DoFn):
                 review=review,
                 model_version=self._model_version,
                 input_coordinates=_coords(record),
+                profile_version=self._profile.version if self._profile is not None else None,
+                release_date_precision=result.release_date_precision,
             )
         except Exception as e:  # noqa: BLE001 - one bad record must not stop the stream
             self._count("dead_letters.correct")
@@ -281,7 +309,7 @@ class CorrectCatalog(beam.PTransform):
             DEAD_LETTER, main="events"
         )
         corrected = decoded.events | "ScoreAndCorrect" >> beam.ParDo(
-            CorrectBatchFn(self._settings, shared.Shared())
+            CorrectBatchFn(self._settings, shared.Shared(), shared.Shared())
         ).with_outputs(DEAD_LETTER, main="corrected")
         routed = corrected.corrected | "RouteOutputs" >> beam.ParDo(RouteFn()).with_outputs(
             REVIEW, AUDIT, main="corrected"

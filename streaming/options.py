@@ -60,6 +60,11 @@ class MetafixOptions(PipelineOptions):
                        help="Confidence at or above which a detected error is corrected (default: the model's)")
         g.add_argument("--review-threshold", dest="review_threshold", type=float, default=None,
                        help="Confidence at or above which a detected error is flagged for review (default: the model's)")
+        g.add_argument("--profile", dest="profile_dir", default=None,
+                       help="Catalog profile directory (DIR/LATEST; metafix profile writes it); default: "
+                            "stream: the model's bundled profile; replay of files: built from the input first")
+        g.add_argument("--profile-refresh-s", dest="profile_refresh_s", type=float, default=60.0,
+                       help="stream: look for a newer profile version this often (seconds)")
         g.add_argument("--batch-size", dest="batch_size", type=int, default=512, help="Records per model call")
         g.add_argument("--max-records-per-poll", dest="max_records_per_poll", type=int, default=2000,
                        help="Records the Kafka source emits per bundle at most")
@@ -118,6 +123,8 @@ class StreamConfig:
     max_records_per_poll: int
     max_payload_bytes: int
     archive_dir: str | None
+    profile_dir: str | None = None
+    profile_refresh_s: float = 60.0
 
 
 def _start_position(text: str) -> str | int:
@@ -145,6 +152,8 @@ def _check_thresholds(o: MetafixOptions) -> None:
         raise ConfigError(f"--review-threshold ({r}) must not exceed --apply-threshold ({a})")
     if o.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
+    if o.profile_refresh_s <= 0:
+        raise ConfigError("--profile-refresh-s must be positive")
 
 
 def kafka_settings(o: MetafixOptions) -> KafkaSettings:
@@ -178,6 +187,8 @@ def stream_config(options: PipelineOptions) -> StreamConfig:
         max_records_per_poll=o.max_records_per_poll,
         max_payload_bytes=o.max_payload_bytes,
         archive_dir=o.archive_dir,
+        profile_dir=o.profile_dir,
+        profile_refresh_s=o.profile_refresh_s,
     )
 
 
@@ -198,6 +209,7 @@ class ReplayConfig:
     batch_size: int
     max_payload_bytes: int
     progress: bool
+    profile_dir: str | None = None
 
 
 def replay_config(options: PipelineOptions, *, interactive: bool) -> ReplayConfig:
@@ -229,6 +241,7 @@ def replay_config(options: PipelineOptions, *, interactive: bool) -> ReplayConfi
         batch_size=o.batch_size,
         max_payload_bytes=o.max_payload_bytes,
         progress=o.progress == "on" or (o.progress == "auto" and interactive),
+        profile_dir=o.profile_dir,
     )
 
 

@@ -14,13 +14,14 @@ and/or a Kafka topic; dead letters go to ``<output>.dead_letters.jsonl``.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.coders.coders import BytesCoder
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas import CORRECTED_RECORD
@@ -32,46 +33,14 @@ from streaming.composites import (
     EncodeOutputs,
     merged_dead_letters,
 )
-from streaming.kafkaio import ConsumerConfig, KafkaRecord, ProducerConfig, ReadFromKafka
+from streaming.eventlog import ReadEventLog
+from streaming.kafkaio import ConsumerConfig, ProducerConfig, ReadFromKafka
 from streaming.metrics_summary import print_summary
 from streaming.options import MetafixOptions, ReplayConfig, replay_config, wants_help
 from streaming.pipeline import WriteOutputs
+from streaming.profile_job import build_profile_dir
 from streaming.runners import pipeline_runner, with_local_defaults
-from transforms import codec, records
-
-
-def _from_text_line(file_and_line: tuple[str, bytes]) -> KafkaRecord:
-    # The file name stands in for the topic, so a dead letter says where its line came from.
-    filename, line = file_and_line
-    return KafkaRecord(filename, None, None, None, None, line)
-
-
-def _from_avro(row: dict[str, Any]) -> KafkaRecord:
-    if "value" in row and "event_id" not in row:
-        return KafkaRecord(row["topic"], row["partition"], row["offset"], row["timestamp_ms"], row["key"], row["value"])
-    return KafkaRecord(None, None, None, None, None, codec.encode_event(row))
-
-
-class ReadEventLog(beam.PTransform):
-    """Event-log files (JSON lines or Avro) as Kafka-like records."""
-
-    def __init__(self, pattern: str):
-        super().__init__()
-        self._pattern = pattern
-
-    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
-        if self._pattern.endswith(".avro"):
-            return (
-                pbegin
-                | "ReadAvro" >> beam.io.ReadFromAvro(self._pattern)
-                | "AvroToRecords" >> beam.Map(_from_avro)
-            )
-        return (
-            pbegin
-            | "ReadLines" >> beam.io.ReadFromTextWithFilename(self._pattern, coder=BytesCoder())
-            | "SkipBlankLines" >> beam.Filter(lambda file_and_line: bool(file_and_line[1].strip()))
-            | "LinesToRecords" >> beam.Map(_from_text_line)
-        )
+from transforms import records
 
 
 class ProgressFn(beam.DoFn):
@@ -119,6 +88,11 @@ class WriteRecordFile(beam.PTransform):
         )
 
 
+def profile_dir_for(config: ReplayConfig) -> str:
+    """Where a replay keeps the profile it builds from its input: beside its output."""
+    return f"{config.output}.profile" if config.output else tempfile.mkdtemp(prefix="metafix-profile-")
+
+
 def build_replay_pipeline(p: beam.Pipeline, config: ReplayConfig) -> None:
     if config.input_pattern:
         events = p | "ReadEventLog" >> ReadEventLog(config.input_pattern)
@@ -136,7 +110,8 @@ def build_replay_pipeline(p: beam.Pipeline, config: ReplayConfig) -> None:
     if config.progress:
         events = events | "ReportProgress" >> beam.ParDo(ProgressFn())
     outputs = events | "CorrectCatalog" >> CorrectCatalog(
-        CorrectionSettings(config.model_dir, config.batch_size, config.apply_threshold, config.review_threshold),
+        CorrectionSettings(config.model_dir, config.batch_size, config.apply_threshold, config.review_threshold,
+                           profile_dir=config.profile_dir),
         config.max_payload_bytes,
     )
     if config.output:
@@ -169,6 +144,12 @@ def run(argv: Sequence[str] | None = None) -> int:
              "--dead-letter-topic": config.dead_letter_topic},
         )
     preflight.check_model(config.model_dir)
+    if config.input_pattern and config.profile_dir is None:
+        # A backfill learns its sources' conventions from itself.
+        profile_dir = profile_dir_for(config)
+        build_profile_dir(config.input_pattern, profile_dir, PipelineOptions(list(argv or [])))
+        config = dataclasses.replace(config, profile_dir=profile_dir)
+        print(f"replay: profile of the input in {profile_dir}", file=sys.stderr, flush=True)
     options = with_local_defaults(options, streaming=False)
     pipeline = beam.Pipeline(runner=pipeline_runner(options), options=options)
     build_replay_pipeline(pipeline, config)

@@ -200,7 +200,8 @@ class _Record:
 def _apply_placeholders(record: _Record) -> None:
     for name in ERROR_CLASS[PLACEHOLDER].fields:
         value = record.values[name]
-        if isinstance(value, str) and value.strip().casefold() in PLACEHOLDER_TEXTS:
+        # The length test first: almost no value is that short (the cost budget).
+        if isinstance(value, str) and len(value) <= 8 and value.strip().casefold() in PLACEHOLDER_TEXTS:
             record.correct(name, None, PLACEHOLDER, 1.0)
 
 
@@ -210,9 +211,11 @@ def _apply_text_damage(record: _Record, field_scores: dict[str, tuple[str, float
         value = record.values[name]
         if field_scores.get(name, (CLEAN,))[0] == MOJIBAKE:
             field_scores.pop(name)  # the pre-pass below decides mojibake
-        if _blank(value) or (profile is not None and profile.is_official_form(value)):
+        if not isinstance(value, str):
             continue
         found = assess_text(value)
+        if found.error_class is None or (profile is not None and profile.is_official_form(value)):
+            continue
         if found.error_class == MOJIBAKE:
             record.correct(name, found.repaired, MOJIBAKE, 1.0)
             # The model scored the broken text; its class says nothing about the repair.

@@ -64,6 +64,9 @@ class TextAssessment:
     reason: str = ""
 
 
+_NONE = TextAssessment(None)
+
+
 def lost_characters(value: str) -> str | None:
     """Why ``value`` has lost characters for good, or None.
 
@@ -119,6 +122,9 @@ def assess_text(value: str) -> TextAssessment:
     Lost characters win over mojibake: "Ã£?â€š" repairs into text with U+FFFD,
     so it is flagged, not reshaped.
     """
+    if value.isascii() and "?" not in value:
+        # Every sign of damage is non-ASCII or a "?": most values stop here (the cost budget).
+        return _NONE
     lost = lost_characters(value)
     if lost is not None:
         return TextAssessment(UNRECOVERABLE_TEXT, reason=lost)

@@ -59,6 +59,9 @@ _FEAT_TRAILING = re.compile(rf"\s+[-–]?\s*{_FEAT_WORD}\s+(?P<names>[^\(\)\[\]]
 _NAME_SEPARATOR = re.compile(r"\s*(?:,|&|\band\b|\+)\s*", re.IGNORECASE)
 _NAME_LEAD = re.compile(rf"^(?:(?:with|{_FEAT_WORD}|&|and)\s+)+", re.IGNORECASE)
 _SEPARATORS = (" - ", " – ", " — ")
+# What every step needs at least one of: a leading digit (track number), a dash
+# (artist/album separators), a closing bracket (tags, album), a featuring word.
+_ANY_PART = re.compile(rf"^[0-9]|[-–—\)\]]|\b{_FEAT_WORD}", re.IGNORECASE)
 _SPACED_SEPARATOR = re.compile(r"\s+[-–.]|\.\s")
 
 
@@ -162,6 +165,9 @@ def parse_title(title: str, artist: str | None = None,
     >>> parse_title("99 Luftballons").steps
     ()
     """
+    if _ANY_PART.search(title) is None:
+        # Nothing any step matches can be there (the cost budget: most titles stop here).
+        return TitleParse(title=title)
     steps: list[Step] = []
     rest = title
     track_number = None

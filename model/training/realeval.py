@@ -49,7 +49,7 @@ from model.training.realdata import (
 from transforms import correctors
 from transforms.fields import LANGUAGE_CODE, SWAP_CLASS
 from transforms.policy import CorrectionResult, RecordScores, Thresholds, correct_track
-from transforms.profile import ProfileData
+from transforms.profile import ProfileData, build_profile
 
 FEATURED = "featured_in_title"
 # Data sets whose records without a label are known to be clean.
@@ -293,3 +293,30 @@ def format_report(summary: Mapping[str, Any], title: str) -> str:
         lines += [f"      {k:44s} n={v['n']:6d} handled={v['handled']:6.1%} fixed={v['fixed']:6.1%} "
                   f"flagged={v['flagged']:6.1%}" for k, v in m["labels"].items()]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- with a model
+# Threshold grid searched on the real validation split: (apply, review), review <= apply.
+APPLY_GRID = (0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
+REVIEW_GRID = (0.5, 0.7, 0.9, 0.95, 0.99)
+THRESHOLD_GRID = tuple((a, r) for a in APPLY_GRID for r in REVIEW_GRID if r <= a)
+
+
+def judged(records: Iterable[RealRecord]) -> list[RealRecord]:
+    """The records the budgets are judged on: all but CDDB's unlabelled ones."""
+    return [r for r in records if not r.clean or r.dataset in CLEAN_TRUTH]
+
+
+def reference_profile(seeds: Iterable[Any], real_train: Iterable[RealRecord]) -> ProfileData:
+    """The profile a model ships with: the training seeds and the real train split,
+    never the validation or test records it is judged on."""
+    from_seeds = ((s.source, s.text) for s in seeds)
+    return build_profile(list(from_seeds) + [(r.source, r.track) for r in real_train])
+
+
+def score(predict: Callable[[list[dict]], list[RecordScores]], records: Sequence[RealRecord],
+          batch: int = 2048) -> list[RecordScores]:
+    out: list[RecordScores] = []
+    for i in range(0, len(records), batch):
+        out.extend(predict([r.track for r in records[i:i + batch]]))
+    return out

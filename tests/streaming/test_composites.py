@@ -23,7 +23,6 @@ from streaming.composites import (
 )
 from streaming.kafkaio import KafkaRecord
 from transforms import codec, records
-from transforms.fields import SCORED_FIELD_NAMES
 from transforms.policy import RecordScores, Thresholds, correct_track
 
 
@@ -77,9 +76,8 @@ def test_a_batch_the_model_fails_on_goes_out_uncorrected_and_flagged(tiny_model_
                     equal_to([m.event_id for m in messages]), label="AllForReview")
         assert_that(merged_dead_letters(outputs), equal_to([]), label="NoDeadLetters")
 
-    # Without scores only the deterministic normalisations apply: no model field changes.
-    corrected_fields = {c["field"] for e in expected for c in json.loads(e[4])}
-    assert not corrected_fields & set(SCORED_FIELD_NAMES)
+    # Without scores only the policy's deterministic rules apply (confidence 1.0): no model class.
+    assert all(c["confidence"] == 1.0 for e in expected for c in json.loads(e[4]))
 
 
 def _dead_letter_summary(letter: dict) -> tuple[Any, ...]:

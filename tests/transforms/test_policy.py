@@ -305,6 +305,7 @@ def _corrected_record(result: CorrectionResult) -> dict[str, Any]:
         "record_key": "e1@m-test", "event_id": "e1", "entity_id": None, "source": None,
         "event_time": None, "track": result.track, "corrections": result.corrections,
         "review": result.review, "model_version": "m-test", "pipeline_version": "test",
+        "profile_version": "p-0123456789abcdef", "release_date_precision": result.release_date_precision,
         "input": {"topic": None, "partition": None, "offset": None, "timestamp_ms": None},
     }
 
@@ -323,3 +324,115 @@ def test_output_matches_the_corrected_record_schema() -> None:
     back = fastavro.schemaless_reader(buffer, schema)
     assert back["track"] == result.track
     assert back["track"]["release_date"] == datetime.date(2008, 3, 17)
+
+
+# ------------------------------------------------------------------ issue 11: the examples
+def _classes(result: CorrectionResult, name: str) -> list[str]:
+    return [c["error_class"] for c in result.corrections if c["field"] == name]
+
+
+@pytest.mark.parametrize("artist,error_class", [("KAROL G", "all_caps"), ("benny blanco", "all_lower")])
+def test_a_known_official_form_is_never_recased(artist: str, error_class: str) -> None:
+    profile = build_profile([("spotify", {"artist": artist, "title": "Provenza"})] * 3)
+    raw = with_(title=artist.upper() if error_class == "all_caps" else artist.lower(),
+                artist=artist, album=artist)  # even a record that shouts as a whole
+    result = run(raw, {"artist": (error_class, 0.999)}, profile=profile, source="spotify")
+    assert result.track["artist"] == artist
+    assert _classes(result, "artist") == [] and result.review == []
+
+
+def test_an_unknown_stylised_name_is_neither_recased_nor_flagged() -> None:
+    result = run(with_(artist="ILLENIUM"), {"artist": ("all_caps", 0.999)})
+    assert result.track["artist"] == "ILLENIUM" and result.corrections == [] and result.review == []
+
+
+def test_a_shouting_source_is_recased_by_its_habit() -> None:
+    profile = build_profile([("shouty", {"title": "SONG", "album": "ALBUM"})] * 3)
+    result = run(with_(title="EMPIRE STATE OF MIND"), {"title": ("all_caps", 0.999)},
+                 profile=profile, source="shouty")
+    assert result.track["title"] == "Empire State of Mind"
+
+
+def test_a_month_first_source_resolves_an_ambiguous_date() -> None:
+    profile = build_profile([("us-feed", {"release_date": d}) for d in ("4/26/2024", "1/13/2024", "12/31/2023")])
+    result = run(with_(release_date="5/4/2024"), profile=profile, source="us-feed")
+    assert result.track["release_date"] == datetime.date(2024, 5, 4)
+    assert _classes(result, "release_date") == ["date_format"] and result.review == []
+    unknown = run(with_(release_date="5/4/2024"), profile=profile, source="new-feed")
+    assert unknown.track["release_date"] is None
+    assert [(f["field"], f["error_class"]) for f in unknown.review] == [("release_date", "date_format")]
+
+
+@pytest.mark.parametrize("value,day,precision", [
+    ("2012", datetime.date(2012, 1, 1), "year"), ("2019-06", datetime.date(2019, 6, 1), "month"),
+    ("1999-03-00", datetime.date(1999, 3, 1), "month"), ("2009-10-20", datetime.date(2009, 10, 20), "day"),
+])
+def test_partial_dates_are_a_precision_not_an_error(value: str, day: datetime.date, precision: str) -> None:
+    result = run(with_(release_date=value), {"release_date": ("date_format", 0.99)})
+    assert (result.track["release_date"], result.release_date_precision) == (day, precision)
+    assert result.review == [] and _classes(result, "release_date") == []
+
+
+def test_reversible_mojibake_is_repaired_before_the_model() -> None:
+    result = run(with_(title="Hotel California â€“ Live Ã  Paris"), {"title": ("all_caps", 0.99)})
+    assert result.track["title"] == "Hotel California – Live à Paris"
+    assert _classes(result, "title") == ["mojibake"] and result.review == []
+
+
+def test_lost_characters_are_flagged_raw_and_never_reshaped() -> None:
+    raw = with_(title="Lï¿½ï¿½ï¿½AMOUR DE", artist="X", album="Y")
+    result = run(raw, {"title": ("all_caps", 0.999)})
+    assert result.track["title"] == "Lï¿½ï¿½ï¿½AMOUR DE" and result.corrections == []
+    assert [(f["field"], f["value"], f["error_class"]) for f in result.review] == [
+        ("title", "Lï¿½ï¿½ï¿½AMOUR DE", "unrecoverable_text")]
+
+
+def test_a_title_with_several_malformations_is_fully_split() -> None:
+    result = run(with_(title="I Know [feat. Wiz Khalifa] [Explicit]", artist="Big Sean",
+                       featured_artists=[], explicit="false"))
+    assert (result.track["title"], result.track["featured_artists"], result.track["explicit"]) == (
+        "I Know", ["Wiz Khalifa"], True)
+    assert [(c["field"], c["error_class"]) for c in result.corrections] == [
+        ("title", "explicit_in_title"), ("title", "featured_in_title"),
+        ("featured_artists", "featured_in_title"), ("explicit", "explicit_in_title")]
+
+
+def test_every_fix_of_a_numbered_shouted_title_is_made() -> None:
+    raw = with_(title="06 - SONG TITLE (feat. X)", artist="JAY-Z", album="THE ALBUM", track_number=None,
+                featured_artists=[])
+    result = run(raw, {"title": ("all_caps", 0.999)})
+    assert (result.track["title"], result.track["track_number"], result.track["featured_artists"]) == (
+        "Song Title", 6, ["X"])
+    assert _classes(result, "title") == ["track_number_prefix", "featured_in_title", "all_caps"]
+
+
+def test_a_repeated_featured_credit_is_deduplicated() -> None:
+    result = run(with_(title="Empire State of Mind (feat. alicia keys)"))
+    assert result.track["featured_artists"] == ["Alicia Keys"]
+    assert result.track["title"] == "Empire State of Mind"
+    assert _classes(result, "featured_artists") == []
+
+
+def test_a_clean_tag_against_explicit_true_is_flagged() -> None:
+    result = run(with_(title="Empire State of Mind (Clean)", explicit="true"))
+    assert result.track["explicit"] is True
+    assert [(f["field"], f["error_class"]) for f in result.review] == [("explicit", "explicit_in_title")]
+
+
+def test_decimal_minutes_are_never_read_as_seconds() -> None:
+    minutes = build_profile([("mb01", {"duration_ms": d}) for d in ("3.663", "4.033", "2.5")])
+    assert run(with_(duration_ms="3.663"), profile=minutes, source="mb01").track["duration_ms"] == 219780
+    unknown = run(with_(duration_ms="3.663"), {"duration_ms": ("duration_format", 0.999)})
+    assert unknown.track["duration_ms"] is None
+    assert [(f["field"], f["error_class"]) for f in unknown.review] == [("duration_ms", "duration_format")]
+
+
+def test_placeholders_become_null_with_an_entry_and_the_title_gives_the_artist_back() -> None:
+    profile = build_profile([("s", {"artist": "Daniel Balavoine", "title": "SOS d'un terrien"})])
+    raw = with_(title="Daniel Balavoine - L'enfant", artist="--", album="null", language="Eng.")
+    result = run(raw, profile=profile, source="mbox")
+    assert (result.track["artist"], result.track["title"], result.track["album"]) == (
+        "Daniel Balavoine", "L'enfant", None)
+    assert result.track["language"] == "en"
+    assert _classes(result, "artist") == ["placeholder", "artist_in_title"]
+    assert _classes(result, "album") == ["placeholder"]
