@@ -162,6 +162,9 @@ class _Record:
         # The artist before any field correction (after a swap), so that
         # artist_in_title also matches a title prefix spelled like the raw artist.
         self.artist_as_delivered: str | None = self.values["artist"]
+        # The texts the case gate judges "in that case as a whole" on (set before the
+        # case stage: once one value is re-cased, the others must not lose the evidence).
+        self.case_texts: list[str] = []
         self.model_version = model_version
         self.profile = profile
         self.source = source
@@ -299,13 +302,16 @@ def _apply_title(record: _Record, scored: tuple[str, float], thresholds: Thresho
     if _blank(title) or "title" in record.settled:
         return
     profile = record.profile
-    parsed = titleparse.parse_title(title, record.values["artist"],
-                                    profile.is_known_artist if profile is not None else None,
-                                    album=record.values["album"])
-    if not parsed.steps and record.artist_as_delivered != record.values["artist"]:
-        parsed = titleparse.parse_title(title, record.artist_as_delivered,
-                                        profile.is_known_artist if profile is not None else None,
-                                        album=record.values["album"])
+    is_known = profile.is_known_artist if profile is not None else None
+    # The title parse runs before the artist's own fixes: "JAY-Z - Song" must also
+    # match an artist delivered as "JAY-Z\u200b" or before a swap.
+    artists = [record.values["artist"], record.artist_as_delivered]
+    if isinstance(record.values["artist"], str):
+        artists.append(" ".join(str(correctors.strip_control_chars(record.values["artist"]).value).split()))
+    for artist in dict.fromkeys(artists):
+        parsed = titleparse.parse_title(title, artist, is_known, album=record.values["album"])
+        if any(step.error_class == titleparse.ARTIST_IN_TITLE for step in parsed.steps):
+            break
     error_class, confidence = scored
     if parsed.reason:
         record.flag("title", title, titleparse.EXPLICIT_IN_TITLE, 1.0, parsed.reason)
@@ -337,7 +343,7 @@ def _case_allowed(record: _Record, name: str, error_class: str) -> bool:
     if profile is not None and profile.is_official_form(value):
         return False
     in_case = str.isupper if error_class == "all_caps" else str.islower
-    texts = [record.values[n] for n in TEXT_FIELDS if not _blank(record.values[n])]
+    texts = record.case_texts
     if len(texts) >= 2 and all(in_case(v) for v in texts):
         return True
     if profile is None or record.source is None:
@@ -490,9 +496,7 @@ def _typed_track(record: _Record) -> dict[str, Any]:
 
 
 _FIELD_ORDER = {name: i for i, name in enumerate(TRACK_FIELDS)}
-# Title last: artist_in_title compares against the corrected artist, and the
-# title's parse fills fields that are typed afterwards.
-_SCORING_ORDER = tuple(n for n in SCORED_FIELD_NAMES if n != "title") + ("title",)
+_SCORING_ORDER = SCORED_FIELD_NAMES
 
 
 def correct_track(raw_track: Mapping[str, Any], scores: RecordScores, *,
@@ -511,6 +515,10 @@ def correct_track(raw_track: Mapping[str, Any], scores: RecordScores, *,
     _apply_missing_artist(record)
     _flag_missing_album(record)
     _apply_swap(record, scores, thresholds, field_scores)
+    _apply_title(record, field_scores.get("title", (CLEAN, 0.0)), thresholds)
+    # After the title parse: "06 - SONG (feat. X)" shouts once its tags are off.
+    record.case_texts = [v for v in (record.values[n] for n in TEXT_FIELDS)
+                         if isinstance(v, str) and v.strip()]
     if _apply_date(record):
         record.settled.add("release_date")
     if _apply_decimal_duration(record):
@@ -519,10 +527,8 @@ def correct_track(raw_track: Mapping[str, Any], scores: RecordScores, *,
         scored = field_scores.get(name, (CLEAN, 0.0))
         if scored[0] != CLEAN and scored[0] not in FIELD_SPECS[name].classes:
             raise ValueError(f"{scored[0]!r} is not an error class of field {name!r}")
-        if name == "title":
-            _apply_title(record, scored, thresholds)
-            if scored[0] in TITLE_PARSE_CLASSES:
-                continue
+        if name == "title" and scored[0] in TITLE_PARSE_CLASSES:
+            continue  # decided by the title parse (stage 5)
         if name in record.settled:
             continue
         if scored[0] in CASE_CLASSES and not _blank(record.values[name]) \

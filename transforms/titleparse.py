@@ -7,8 +7,8 @@ this order, each peel one ``Step`` (one audit entry downstream):
 
 1. ``track_number_prefix``: a leading "06 - ", "6. ", "006-";
 2. ``artist_in_title``: a leading "Artist - " when Artist is the track's artist;
-3. ``album_in_title``: a trailing " (Album)", " [Album]" or " - Album" when Album
-   is the track's album;
+3. ``album_in_title``: a trailing " (Album)" or " [Album]" when Album is the
+   track's album (" - Album" is left: "Song - Title Track" is a real title form);
 4. trailing tags, from the end inwards, until none is left:
    ``explicit_in_title`` ("[Explicit]", "(Clean Version)") and
    ``featured_in_title`` ("(feat. X)", "[ft. X & Y]", " feat. X").
@@ -54,7 +54,9 @@ _EXPLICIT_TAG = re.compile(
 )
 _FEAT_BRACKETED = re.compile(rf"\s*[\(\[]\s*{_FEAT_WORD}\s+(?P<names>[^\(\)\[\]]+?)\s*[\)\]]\s*$",
                              re.IGNORECASE)
-_FEAT_TRAILING = re.compile(rf"\s+[-–]?\s*{_FEAT_WORD}\s+(?P<names>[^\(\)\[\]]+?)\s*$",
+# Unbracketed, only "feat."/"ft." with their dot or "featuring", followed by a name:
+# a bare "Feat" is also a word of names ("Little Feat - La Ley De La Vida").
+_FEAT_TRAILING = re.compile(r"\s+[-–]?\s*(?:feat\.|ft\.|featuring)\s+(?P<names>[^\W_][^\(\)\[\]]*?)\s*$",
                             re.IGNORECASE)
 _NAME_SEPARATOR = re.compile(r"\s*(?:,|&|\band\b|\+)\s*", re.IGNORECASE)
 _NAME_LEAD = re.compile(rf"^(?:(?:with|{_FEAT_WORD}|&|and)\s+)+", re.IGNORECASE)
@@ -148,7 +150,7 @@ def _strip_album(title: str, album: str | None) -> str | None:
     if not album or not album.strip() or title.casefold() == album.strip().casefold():
         return None
     name = album.strip().casefold()
-    for suffix in (f" ({name})", f" [{name}]") + tuple(sep + name for sep in _SEPARATORS):
+    for suffix in (f" ({name})", f" [{name}]"):
         if title.casefold().endswith(suffix) and len(title) > len(suffix):
             return title[:len(title) - len(suffix)]
     return None
