@@ -84,6 +84,9 @@ ERROR_CLASSES: tuple[ErrorClass, ...] = (
                generated=False, model_head=False),
     # "Song (Album)", "Song - Album" where Album is the record's album.
     ErrorClass("album_in_title", ("title",), generated=False, model_head=False),
+    # "Album (2003)" from a source that appends the year to its albums by habit
+    # (learned by the profile); the suffix is taken off.
+    ErrorClass("album_year_suffix", ("album",), generated=False, model_head=False),
 )
 ERROR_CLASS: dict[str, ErrorClass] = {c.name: c for c in ERROR_CLASSES}
 

@@ -27,18 +27,23 @@ each change one correction entry (one audit entry downstream):
    ``titleparse.merge_featured`` (a credit already in ``featured_artists``
    adds nothing). A title class the model sees at/above apply and the parser
    cannot take out is flagged.
-6. **Case** (``all_caps``/``all_lower``): never on a form the profile knows as
+6. **Album year suffix** (``album_year_suffix``): "Album (2003)" loses its
+   "(2003)" when the profile knows the record's source appends the year to
+   its albums by habit, and the suffix can be the record's release year (it
+   names none, or that one). From any other source nothing happens, not even
+   a flag: "1989 (Taylor's Version)" and "Live (1979)" are real albums.
+7. **Case** (``all_caps``/``all_lower``): never on a form the profile knows as
    official; on an unknown value only when the whole record is in that case or
    the source's own casing habit is that case (> ``SOURCE_CASING_SHARE``);
    otherwise neither applied nor flagged, because stylisation is per value.
-7. **Dates**: a partial date ("2012", "2019-06", "1999-03-00") is typed to its
+8. **Dates**: a partial date ("2012", "2019-06", "1999-03-00") is typed to its
    first day with ``release_date_precision`` "year"/"month", not flagged; an
    ambiguous numeric date ("5/4/2024") is read with the source's date order
    when the profile is confident, and flagged otherwise.
-8. **Durations**: a decimal below 20 ("3.663") is read as minutes when the
+9. **Durations**: a decimal below 20 ("3.663") is read as minutes when the
    source's own decimals are minutes, and flagged otherwise, never read as
    seconds.
-9. **Model classes** for every other field: ``confidence >= thresholds.apply``
+10. **Model classes** for every other field: ``confidence >= thresholds.apply``
    -> the class's corrector rewrites the value; ``review <= confidence <
    apply`` -> kept and flagged; below -> kept.
 
@@ -75,11 +80,19 @@ from transforms.fields import (
     TEXT_FIELDS,
     TRACK_FIELDS,
 )
-from transforms.profile import DECIMAL_MINUTES_BELOW, MINUTES, ProfileData, decimal_duration
+from transforms.profile import (
+    DECIMAL_MINUTES_BELOW,
+    MINUTES,
+    ProfileData,
+    album_year_suffix,
+    decimal_duration,
+    suffix_names_release_year,
+)
 from transforms.textdamage import MOJIBAKE, UNRECOVERABLE_TEXT, assess_text
 
 PLACEHOLDER = "placeholder"
 ALBUM_IN_TITLE = titleparse.ALBUM_IN_TITLE
+ALBUM_YEAR_SUFFIX = "album_year_suffix"
 CASE_CLASSES = frozenset(["all_caps", "all_lower"])
 # The classes parse_title decides; the model's score for them is a second opinion.
 TITLE_PARSE_CLASSES = frozenset([titleparse.TRACK_NUMBER_PREFIX, titleparse.ARTIST_IN_TITLE,
@@ -336,8 +349,21 @@ def _apply_title(record: _Record, scored: tuple[str, float], thresholds: Thresho
                      titleparse.TRACK_NUMBER_PREFIX, 1.0, correctors.parse_track_number)
 
 
+def _apply_album_year_suffix(record: _Record) -> None:
+    """Stage 6: take the habitual "(YYYY)" off the album."""
+    album, profile = record.values["album"], record.profile
+    if (not isinstance(album, str) or "album" in record.settled or profile is None
+            or record.source is None):
+        return
+    suffix = album_year_suffix(album)
+    if (suffix is None or not profile.appends_album_year(record.source)
+            or not suffix_names_release_year(suffix[1], record.values["release_date"])):
+        return
+    record.correct("album", suffix[0], ALBUM_YEAR_SUFFIX, 1.0)
+
+
 def _case_allowed(record: _Record, name: str, error_class: str) -> bool:
-    """Stage 6: may a case class touch this value at all?"""
+    """Stage 7: may a case class touch this value at all?"""
     value = record.values[name]
     profile = record.profile
     if profile is not None and profile.is_official_form(value):
@@ -353,7 +379,7 @@ def _case_allowed(record: _Record, name: str, error_class: str) -> bool:
 
 
 def _apply_date(record: _Record) -> bool:
-    """Stage 7; True when the date is settled here and the model is not asked."""
+    """Stage 8; True when the date is settled here and the model is not asked."""
     value = record.values["release_date"]
     if not isinstance(value, str) or _blank(value):
         return False
@@ -377,7 +403,7 @@ def _apply_date(record: _Record) -> bool:
 
 
 def _apply_decimal_duration(record: _Record) -> bool:
-    """Stage 8; True when the duration is settled here and the model is not asked."""
+    """Stage 9; True when the duration is settled here and the model is not asked."""
     value = record.values["duration_ms"]
     number = decimal_duration(value) if isinstance(value, str) else None
     if number is None or number >= DECIMAL_MINUTES_BELOW:
@@ -516,6 +542,7 @@ def correct_track(raw_track: Mapping[str, Any], scores: RecordScores, *,
     _flag_missing_album(record)
     _apply_swap(record, scores, thresholds, field_scores)
     _apply_title(record, field_scores.get("title", (CLEAN, 0.0)), thresholds)
+    _apply_album_year_suffix(record)
     # After the title parse: "06 - SONG (feat. X)" shouts once its tags are off.
     record.case_texts = [v for v in (record.values[n] for n in TEXT_FIELDS)
                          if isinstance(v, str) and v.strip()]

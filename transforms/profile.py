@@ -13,7 +13,9 @@ holds the knowledge that can:
 * **sources**: per source, the unambiguous numeric dates it sent, split into
   day-first ("26/4/2024") and month-first ("4/26/2024"), how many of its
   text values are all upper case, all lower case or mixed, and how many of its
-  decimal durations are below 20 ("3.663": minutes) or not ("215.5": seconds).
+  decimal durations are below 20 ("3.663": minutes) or not ("215.5": seconds),
+  and how many of its album values end in a year suffix "Album (2003)" (one
+  that names the record's own release year, when the record has one).
 
 It is built from records (``build_profile``; partial profiles ``merge``, so a
 Beam ``CombineGlobally`` can build it), serialised as sorted, compact JSON,
@@ -43,7 +45,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-FORMAT = 2  # bump when the JSON layout changes
+FORMAT = 3  # bump when the JSON layout changes
 
 DAY_FIRST = "dmy"
 MONTH_FIRST = "mdy"
@@ -67,6 +69,15 @@ DECIMAL_MINUTES_BELOW = 20
 _DECIMAL = re.compile(r"([0-9]{1,4})\.([0-9]{1,3})")
 MINUTES = "minutes"
 SECONDS = "seconds"
+
+# A source appends "(YYYY)" to its albums by habit from this many album values
+# on, when at least this share of them carry it ("1989 (Taylor's Version)" or
+# "Live (1979)" are real album names; a feed that suffixes most of its albums
+# is not naming them so).
+MIN_SUFFIX_EVIDENCE = 20
+MIN_SUFFIX_SHARE = 0.5
+_ALBUM_YEAR_SUFFIX = re.compile(r"(?P<rest>.*?\S)\s*\((?P<year>(?:19|20)[0-9]{2})\)\s*")
+_YEAR = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2}(?![0-9])")
 
 _NUMERIC_DATE = re.compile(r"([0-9]{1,2})[/.\-]([0-9]{1,2})[/.\-]([0-9]{4}|[0-9]{2})")
 TWO_DIGIT_YEAR_PIVOT = 30  # as transforms.correctors: 00-29 -> 2000s, 30-99 -> 1900s
@@ -123,6 +134,38 @@ def date_order_evidence(value: str) -> str | None:
     return None
 
 
+def album_year_suffix(album: str) -> tuple[str, int] | None:
+    """The album without a trailing "(YYYY)", and that year; None without one.
+
+    >>> album_year_suffix("Elephunk (2003)"), album_year_suffix("1989 (Taylor's Version)")
+    (('Elephunk', 2003), None)
+    """
+    m = _ALBUM_YEAR_SUFFIX.fullmatch(album)
+    return (m.group("rest"), int(m.group("year"))) if m else None
+
+
+def release_year(value: Any) -> int | None:
+    """The one year a delivered release date names ("2003", "5/4/2003",
+    2003-05-04), None when it names none or several.
+
+    >>> release_year("2003-05-04"), release_year("5/4/03"), release_year(None)
+    (2003, None, None)
+    """
+    if isinstance(value, datetime.date):
+        return value.year
+    if not isinstance(value, str):
+        return None
+    years = _YEAR.findall(value)
+    return int(years[0]) if len(years) == 1 else None
+
+
+def suffix_names_release_year(suffix_year: int, release_date: Any) -> bool:
+    """Whether a "(YYYY)" suffix can be the record's release year: the record
+    names no year, or names that one."""
+    year = release_year(release_date)
+    return year is None or year == suffix_year
+
+
 @dataclass(frozen=True)
 class SourceStats:
     """What one source's own records show."""
@@ -134,6 +177,8 @@ class SourceStats:
     mixed: int = 0
     decimal_small: int = 0  # decimal durations below DECIMAL_MINUTES_BELOW
     decimal_large: int = 0
+    albums: int = 0  # album values with text
+    album_year_suffix: int = 0  # of those, ending in "(YYYY)" (its release year, if it has one)
 
     def merged(self, other: SourceStats) -> SourceStats:
         return SourceStats(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple(),
@@ -141,7 +186,7 @@ class SourceStats:
 
     def as_tuple(self) -> tuple[int, ...]:
         return (self.day_first, self.month_first, self.upper, self.lower, self.mixed,
-                self.decimal_small, self.decimal_large)
+                self.decimal_small, self.decimal_large, self.albums, self.album_year_suffix)
 
 
 @dataclass(frozen=True)
@@ -264,6 +309,14 @@ class ProfileData:
             return SECONDS
         return None
 
+    def appends_album_year(self, source: str, *, min_evidence: int = MIN_SUFFIX_EVIDENCE,
+                           min_share: float = MIN_SUFFIX_SHARE) -> bool:
+        """Whether the source, by its own records, appends "(YYYY)" to its albums."""
+        stats = self.sources.get(source)
+        if stats is None or stats.albums < min_evidence:
+            return False
+        return stats.album_year_suffix / stats.albums >= min_share
+
     def casing_shares(self, source: str) -> dict[str, float]:
         """Share of the source's text values in upper, lower and mixed case."""
         stats = self.sources.get(source, SourceStats())
@@ -298,7 +351,8 @@ class ProfileData:
             "artists": {k: dict(sorted(v.items())) for k, v in sorted(self.artists.items())},
             "sources": {k: {"day_first": s.day_first, "month_first": s.month_first,
                             "upper": s.upper, "lower": s.lower, "mixed": s.mixed,
-                            "decimal_small": s.decimal_small, "decimal_large": s.decimal_large}
+                            "decimal_small": s.decimal_small, "decimal_large": s.decimal_large,
+                            "albums": s.albums, "album_year_suffix": s.album_year_suffix}
                         for k, s in sorted(self.sources.items())},
             "titles": {k: sorted(v) for k, v in sorted(self.titles.items())},
         }
@@ -327,7 +381,7 @@ class ProfileData:
 
 
 def profile_of_record(source: str, track: Mapping[str, Any]) -> ProfileData:
-    """The profile of one record: its artist forms, date evidence and casing."""
+    """The profile of one record: its artist forms, date evidence, casing and album suffix."""
     artists: dict[str, dict[str, int]] = {}
     names = [track.get("artist")] + list(track.get("featured_artists") or [])
     for name in names:
@@ -336,7 +390,7 @@ def profile_of_record(source: str, track: Mapping[str, Any]) -> ProfileData:
             bucket = artists.setdefault(name_key(form), {})
             bucket[form] = bucket.get(form, 0) + 1
     counts = dict.fromkeys(("day_first", "month_first", "upper", "lower", "mixed",
-                            "decimal_small", "decimal_large"), 0)
+                            "decimal_small", "decimal_large", "albums", "album_year_suffix"), 0)
     date = track.get("release_date")
     if isinstance(date, str):
         order = date_order_evidence(date)
@@ -346,6 +400,12 @@ def profile_of_record(source: str, track: Mapping[str, Any]) -> ProfileData:
         value = track.get(name)
         if isinstance(value, str) and (casing := casing_of(value)) != "none":
             counts[casing] += 1
+    album = track.get("album")
+    if isinstance(album, str) and album.strip():
+        counts["albums"] += 1
+        suffix = album_year_suffix(album)
+        if suffix is not None and suffix_names_release_year(suffix[1], date):
+            counts["album_year_suffix"] += 1
     duration = track.get("duration_ms")
     if isinstance(duration, str) and (number := decimal_duration(duration)) is not None:
         counts["decimal_small" if number < DECIMAL_MINUTES_BELOW else "decimal_large"] += 1

@@ -328,8 +328,9 @@ def _text_labels(raw: str | None, truth: str | None, *, artist: str | None,
     if " - " in rest and norm_key(rest.rpartition(" - ")[0]) == norm_key(truth):
         labels.append(ALBUM_IN_TITLE)
         rest = rest.rpartition(" - ")[0]
+    # A "(2003)" is a year suffix (below), not an album in brackets.
     elif (m := _TRAILING_PAREN.match(rest)) and norm_key(m.group("rest")) == norm_key(truth) \
-            and album and norm_key(m.group("inner")) != "":
+            and album and norm_key(m.group("inner")) != "" and not _TRAILING_YEAR.match(rest):
         labels.append(ALBUM_IN_TITLE)
         rest = m.group("rest")
     if (m := _TRAILING_YEAR.match(rest)) is not None and norm_key(m.group("rest")) == norm_key(truth):

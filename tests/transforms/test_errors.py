@@ -25,6 +25,7 @@ from transforms.fields import (
     TRACK_FIELDS,
 )
 from transforms.policy import RecordScores, Thresholds, correct_track
+from transforms.profile import build_profile
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DECLARED = {c.name for c in ERROR_CLASSES}
@@ -66,6 +67,11 @@ RULE_ONLY_EXAMPLES = {
     "unrecoverable_text": {"title": "L\ufffdamour", "artist": "X"},
     "placeholder": {"title": "Song", "artist": "X", "album": "--"},
     "album_in_title": {"title": "Song (Best Of)", "artist": "X", "album": "Best Of"},
+    "album_year_suffix": {"title": "Song", "artist": "X", "album": "Best Of (2003)"},
+}
+# Classes whose rule needs the source's habit from the profile: (profile, source).
+RULE_ONLY_PROFILES = {
+    "album_year_suffix": (build_profile([("a0", {"album": f"A{i} (2001)"}) for i in range(20)]), "a0"),
 }
 
 
@@ -74,8 +80,10 @@ def test_rule_only_classes_have_no_head_and_the_policy_makes_each() -> None:
     for error_class in RULE_ONLY_CLASSES:
         assert not error_class.generated and set(error_class.fields) <= set(TRACK_FIELDS)
         assert all(error_class.name not in spec.classes for spec in FIELD_SPECS.values())
+        profile, source = RULE_ONLY_PROFILES.get(error_class.name, (None, None))
         result = correct_track(RULE_ONLY_EXAMPLES[error_class.name], RecordScores(fields={}),
-                               thresholds=Thresholds(), model_version="m")
+                               thresholds=Thresholds(), model_version="m",
+                               profile=profile, source=source)
         made = {e["error_class"] for e in result.corrections + result.review}
         assert error_class.name in made, error_class
 

@@ -436,3 +436,35 @@ def test_placeholders_become_null_with_an_entry_and_the_title_gives_the_artist_b
     assert result.track["language"] == "en"
     assert _classes(result, "artist") == ["placeholder", "artist_in_title"]
     assert _classes(result, "album") == ["placeholder"]
+
+
+# A feed that appends the year to every album (MusicBrainz's source 4 does it to
+# 74 % of its albums), and a store whose albums carry years as part of real names.
+SUFFIXING = build_profile([("a0", {"album": f"Album {i} ({1990 + i})"}) for i in range(20)])
+NAMES_WITH_YEARS = build_profile(
+    [("store", {"album": "1989 (Taylor's Version)", "release_date": "2023-10-27"}),
+     ("store", {"album": "Live (1979)", "release_date": "1979-06-01"})]
+    + [("store", {"album": f"Album {i}"}) for i in range(20)])
+
+
+def test_a_year_suffix_comes_off_the_albums_of_a_source_with_the_habit() -> None:
+    result = run(with_(album="Elephunk (2003)", release_date=None), profile=SUFFIXING, source="a0")
+    assert result.track["album"] == "Elephunk"
+    assert [(c["field"], c["before"], c["after"], c["error_class"]) for c in result.corrections] == [
+        ("album", "Elephunk (2003)", "Elephunk", "album_year_suffix")]
+    assert result.review == []
+    # A suffix that is not the record's own release year is not the habit's: kept.
+    other_year = run(with_(album="Elephunk (2003)"), profile=SUFFIXING, source="a0")
+    assert other_year.track["album"] == "Elephunk (2003)" and other_year.corrections == []
+
+
+@pytest.mark.parametrize("album,release_date", [
+    ("1989 (Taylor's Version)", "2023-10-27"), ("Live (1979)", "1979-06-01"),
+    ("Live (1979)", None), ("Greatest Hits (1999)", "1999-01-01"),
+])
+def test_a_year_in_an_album_from_a_source_without_the_habit_is_never_touched(
+        album: str, release_date: str | None) -> None:
+    for profile, source in ((NAMES_WITH_YEARS, "store"), (SUFFIXING, "unknown-source"), (None, None)):
+        result = run(with_(album=album, release_date=release_date), profile=profile, source=source)
+        assert result.track["album"] == album
+        assert result.corrections == [] and result.review == []

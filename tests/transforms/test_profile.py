@@ -151,3 +151,21 @@ def test_wrong_format_is_refused() -> None:
 
 def test_name_key_ignores_case_width_and_spacing() -> None:
     assert name_key("ＫＡＲＯＬ  G") == name_key("karol g")
+
+
+def test_a_source_appends_album_years_by_habit_only_when_most_of_its_albums_carry_one() -> None:
+    habit = [("a0", {"album": f"Album {i} ({2000 + i})"}) for i in range(15)]
+    plain = [("a0", {"album": f"Other {i}"}) for i in range(5)]
+    assert build_profile(habit + plain).appends_album_year("a0")
+    # Too few albums to tell a habit from a few real names with years.
+    assert not build_profile(habit[:10]).appends_album_year("a0")
+    assert not build_profile(habit[:10] + plain * 3).appends_album_year("a0")
+    assert not build_profile(habit + plain).appends_album_year("elsewhere")
+
+
+def test_an_album_suffix_that_is_not_the_records_release_year_is_no_evidence() -> None:
+    records = [("s", {"album": f"Album {i} (2003)", "release_date": "1998-05-01"}) for i in range(30)]
+    stats = build_profile(records).sources["s"]
+    assert (stats.albums, stats.album_year_suffix) == (30, 0)
+    records = [("s", {"album": f"Album {i} (2003)", "release_date": "2003"}) for i in range(30)]
+    assert build_profile(records).appends_album_year("s")

@@ -55,6 +55,7 @@ def test_labels_name_the_malformation(mb_file: Path) -> None:
     assert records["2"].labels["title"] == (ALBUM_IN_TITLE,)
     assert records["3"].labels["title"] == ("track_number_prefix",)
     assert records["3"].labels["duration_ms"] == ("duration_format",)
+    assert records["3"].labels["album"] == ("album_year_suffix",)  # "De vous à elle (1975)"
     assert "title" not in records["4"].labels
     assert "duration_ms" not in records["4"].labels
     assert records["5"].truth["title"] == "Particle/Wave"  # a singleton, by its source's convention

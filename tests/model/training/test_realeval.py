@@ -13,6 +13,7 @@ from model.training.realeval import (
     policy_for,
 )
 from transforms.policy import RecordScores, Thresholds
+from transforms.profile import build_profile
 
 
 def _clean(title: str, artist: str, dataset: str = "spotify") -> RealRecord:
@@ -54,6 +55,15 @@ def test_malformations_are_handled_when_fixed_or_flagged_with_the_right_class() 
     assert labels["duration_ms.duration_format"]["flagged"] == 1.0
     assert labels["title.album_in_title"]["handled"] == 0.0
     assert summary["headline"]["malformed_handled"] == 4 / 5
+
+
+def test_an_album_year_suffix_is_handled_once_the_profile_knows_the_source_habit() -> None:
+    records = [_malformed("album", "Elephunk (2003)", "Elephunk", "album_year_suffix")]
+    habit = build_profile([("mb-x", {"album": f"A{i} (1999)"}) for i in range(20)])
+    for profile, handled in ((None, 0.0), (habit, 1.0)):
+        summary = evaluate_real(records, [NOTHING], policy_for(Thresholds(), "m", profile)).summary()
+        label = summary["malformed"]["musicbrainz(support>=2)"]["labels"]["album.album_year_suffix"]
+        assert (label["handled"], label["fixed"]) == (handled, handled)
 
 
 def test_cddb_unlabelled_records_are_not_judged_as_clean() -> None:
