@@ -74,8 +74,11 @@ class MetafixOptions(PipelineOptions):
                        help="Keep the raw input events as hourly-partitioned Avro files under this path")
         g.add_argument("--metrics-file", dest="metrics_file", default=None,
                        help="Write the job's final metrics (counters, distributions) to this JSON file")
-        g.add_argument("--input", dest="input", default=None, help="replay: event-log files (glob or filesystem URL)")
+        g.add_argument("--input", dest="input", default=None, help="replay: event-log files (glob or filesystem URL); "
+                            "profile: those, or reference catalog files (.csv, .csv.gz)")
         g.add_argument("--output", dest="output", default=None, help="replay: output path prefix")
+        g.add_argument("--source", dest="source", default=None,
+                       help="profile: the source of reference catalog files' records (default: each file's name)")
         g.add_argument("--format", dest="output_format", default="jsonl", choices=("jsonl", "avro"),
                        help="replay: output file format")
         g.add_argument("--progress", dest="progress", default="auto", choices=("auto", "on", "off"),
