@@ -25,6 +25,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 
+from model.profilestore import LatestProfile, bundled_profile_dir
 from model.serving import Predictor
 from schemas import AUDIT_SCHEMA_ID, CORRECTED_SCHEMA_ID
 from transforms import codec, records
@@ -173,6 +174,13 @@ class _LoadedModel:
         self.predictor = Predictor.load(model_dir, threads=tf_threads)
 
 
+class _LoadedProfile:
+    """Holder for the profile handle shared by all DoFn instances of a worker process."""
+
+    def __init__(self, profile_dir: str, refresh_s: float):
+        self.latest = LatestProfile(profile_dir, refresh_s)
+
+
 @dataclass(frozen=True)
 class CorrectionSettings:
     """Plain, picklable settings of the correction step.
@@ -187,6 +195,11 @@ class CorrectionSettings:
     apply_threshold: float | None = None
     review_threshold: float | None = None
     tf_threads: int | None = 1
+    # The catalog profile directory (DIR/LATEST -> DIR/<version>/profile.json);
+    # None: the one bundled with the model, if it has one.
+    profile_dir: str | None = None
+    # How often a worker looks for a newer LATEST, at bundle start.
+    profile_refresh_s: float = 60.0
 
 
 # Far above every field's max_chars: values longer than this are broken or hostile input.
@@ -210,9 +223,11 @@ class CorrectBatchFn(beam.DoFn):
     ``RouteFn``'s.
     """
 
-    def __init__(self, settings: CorrectionSettings, shared_handle: shared.Shared):
+    def __init__(self, settings: CorrectionSettings, shared_handle: shared.Shared,
+                 profile_handle: shared.Shared):
         self._settings = settings
         self._shared_handle = shared_handle
+        self._profile_handle = profile_handle
         self._batch_size = Metrics.distribution(METRICS_NAMESPACE, "inference_batch_size")
         self._latency = Metrics.distribution(METRICS_NAMESPACE, "inference_latency_ms")
 
@@ -233,9 +248,22 @@ class CorrectBatchFn(beam.DoFn):
         self._model_version = self._predictor.version
         self._scorer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="metafix-model")
         self._counters = _Counters()
+        profile_dir = settings.profile_dir or bundled_profile_dir(self._predictor.version_dir)
+        self._latest_profile = None
+        if profile_dir is not None:
+            refresh_s = settings.profile_refresh_s
+            # The holder is kept for the same reason as the model's.
+            self._profile_holder = self._profile_handle.acquire(
+                lambda: _LoadedProfile(profile_dir, refresh_s), tag=f"{profile_dir}@{refresh_s}")
+            self._latest_profile = self._profile_holder.latest
+        self._profile = None
 
     def teardown(self) -> None:
         self._scorer.shutdown(wait=False)
+
+    def start_bundle(self) -> None:
+        # One profile per bundle: a newer version is picked up between bundles.
+        self._profile = self._latest_profile.current() if self._latest_profile is not None else None
 
     def process(self, decoded: DecodedBatch) -> Iterator[CatalogBatch]:
         size = self._settings.batch_size
@@ -296,6 +324,8 @@ class CorrectBatchFn(beam.DoFn):
                 scores or RecordScores(fields={}, swapped=0.0),
                 thresholds=self._thresholds,
                 model_version=self._model_version,
+                profile=self._profile,
+                source=event.get("source"),
             )
             review = list(result.review)
             if model_error is not None:
@@ -308,6 +338,8 @@ class CorrectBatchFn(beam.DoFn):
                 review=review,
                 model_version=self._model_version,
                 input_coordinates=_coords(record),
+                profile_version=self._profile.version if self._profile is not None else None,
+                release_date_precision=result.release_date_precision,
             )
         except Exception as e:  # noqa: BLE001 - one bad record must not stop the stream
             counts["dead_letters.correct"] += 1
@@ -351,7 +383,7 @@ class CorrectCatalog(beam.PTransform):
         return (
             batches
             | "DecodeEvents" >> beam.ParDo(DecodeFn(self._max_payload_bytes))
-            | "ScoreAndCorrect" >> beam.ParDo(CorrectBatchFn(self._settings, shared.Shared()))
+            | "ScoreAndCorrect" >> beam.ParDo(CorrectBatchFn(self._settings, shared.Shared(), shared.Shared()))
             | "RouteOutputs" >> beam.ParDo(RouteFn())
         )
 

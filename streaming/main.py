@@ -4,6 +4,7 @@
                      --output-topic catalog.corrected --dead-letter-topic catalog.dead-letters \\
                      [--review-topic ...] [--audit-topic ...] [--start-from committed] [--runner ...]
     metafix replay   --input 'events/*.jsonl' --output out.jsonl --format jsonl
+    metafix profile  --input 'archive/**/*.avro' --output profiles/
     metafix diff     --input events.jsonl --model-a DIR --model-b DIR
     metafix archive compact --archive-dir DIR [--hour dt=YYYY-MM-DD/hour=HH | --closed-before TIME]
     metafix train    --output-dir model/export [--config tiny|full]
@@ -32,7 +33,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
 from model.training import evaluate, train
-from streaming import archive_compact, diff, preflight, replay
+from streaming import archive_compact, diff, preflight, profile_job, replay
 from streaming.metrics_summary import print_summary
 from streaming.options import ConfigError, MetafixOptions, stream_config, wants_help
 from streaming.pipeline import build_pipeline
@@ -152,6 +153,7 @@ def _finished(result) -> bool:
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "stream": run,
     "replay": replay.run,
+    "profile": profile_job.run,
     "diff": diff.run,
     "archive": archive_compact.run,
     "train": train.main,

@@ -60,6 +60,11 @@ class MetafixOptions(PipelineOptions):
                        help="Confidence at or above which a detected error is corrected (default: the model's)")
         g.add_argument("--review-threshold", dest="review_threshold", type=float, default=None,
                        help="Confidence at or above which a detected error is flagged for review (default: the model's)")
+        g.add_argument("--profile", dest="profile_dir", default=None,
+                       help="Catalog profile directory (DIR/LATEST; metafix profile writes it); default: "
+                            "stream: the model's bundled profile; replay of files: built from the input first")
+        g.add_argument("--profile-refresh-s", dest="profile_refresh_s", type=float, default=60.0,
+                       help="stream: look for a newer profile version this often (seconds)")
         g.add_argument("--batch-size", dest="batch_size", type=int, default=512, help="Records per model call")
         g.add_argument("--max-records-per-poll", dest="max_records_per_poll", type=int, default=2000,
                        help="Records the Kafka source emits per bundle at most")
@@ -69,8 +74,11 @@ class MetafixOptions(PipelineOptions):
                        help="Keep the raw input events as hourly-partitioned Avro files under this path")
         g.add_argument("--metrics-file", dest="metrics_file", default=None,
                        help="Write the job's final metrics (counters, distributions) to this JSON file")
-        g.add_argument("--input", dest="input", default=None, help="replay: event-log files (glob or filesystem URL)")
+        g.add_argument("--input", dest="input", default=None, help="replay: event-log files (glob or filesystem URL); "
+                            "profile: those, or reference catalog files (.csv, .csv.gz)")
         g.add_argument("--output", dest="output", default=None, help="replay: output path prefix")
+        g.add_argument("--source", dest="source", default=None,
+                       help="profile: the source of reference catalog files' records (default: each file's name)")
         g.add_argument("--format", dest="output_format", default="jsonl", choices=("jsonl", "avro"),
                        help="replay: output file format")
         g.add_argument("--progress", dest="progress", default="auto", choices=("auto", "on", "off"),
@@ -121,6 +129,8 @@ class StreamConfig:
     max_records_per_poll: int
     max_payload_bytes: int
     archive_dir: str | None
+    profile_dir: str | None = None
+    profile_refresh_s: float = 60.0
 
 
 def _start_position(text: str) -> str | int:
@@ -148,6 +158,8 @@ def _check_thresholds(o: MetafixOptions) -> None:
         raise ConfigError(f"--review-threshold ({r}) must not exceed --apply-threshold ({a})")
     if o.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
+    if o.profile_refresh_s <= 0:
+        raise ConfigError("--profile-refresh-s must be positive")
 
 
 def kafka_settings(o: MetafixOptions) -> KafkaSettings:
@@ -181,6 +193,8 @@ def stream_config(options: PipelineOptions) -> StreamConfig:
         max_records_per_poll=o.max_records_per_poll,
         max_payload_bytes=o.max_payload_bytes,
         archive_dir=o.archive_dir,
+        profile_dir=o.profile_dir,
+        profile_refresh_s=o.profile_refresh_s,
     )
 
 
@@ -201,6 +215,7 @@ class ReplayConfig:
     batch_size: int
     max_payload_bytes: int
     progress: bool
+    profile_dir: str | None = None
 
 
 def replay_config(options: PipelineOptions, *, interactive: bool) -> ReplayConfig:
@@ -232,6 +247,7 @@ def replay_config(options: PipelineOptions, *, interactive: bool) -> ReplayConfi
         batch_size=o.batch_size,
         max_payload_bytes=o.max_payload_bytes,
         progress=o.progress == "on" or (o.progress == "auto" and interactive),
+        profile_dir=o.profile_dir,
     )
 
 

@@ -35,6 +35,8 @@ def correction_settings(config: StreamConfig) -> CorrectionSettings:
         batch_size=config.batch_size,
         apply_threshold=config.apply_threshold,
         review_threshold=config.review_threshold,
+        profile_dir=config.profile_dir,
+        profile_refresh_s=config.profile_refresh_s,
     )
 
 

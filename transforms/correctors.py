@@ -472,6 +472,36 @@ def _date(year: int, month: int, day: int, text: str) -> tuple[datetime.date | N
         return None, f"not a calendar date: {text}"
 
 
+AMBIGUOUS_DATE = "ambiguous day and month"
+
+# Release-date precisions (the CorrectedRecord's ``release_date_precision``).
+DAY, MONTH, YEAR = "day", "month", "year"
+_PARTIAL_YEAR = re.compile(r"([0-9]{4})(?:-00(?:-00)?)?")
+_PARTIAL_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})(?:-00)?")
+_ABBREVIATED_YEAR = re.compile(r"['’]([0-9]{2})")
+
+
+def parse_partial_date(value: str) -> tuple[datetime.date, str] | None:
+    """A date known to the year or the month: its first day and its precision.
+
+    Catalogs hold such dates on purpose ("2012", "2019-06", "1999-03-00" with
+    an unknown day, "'75"); they are a precision, not an error, so they are
+    typed, not flagged. A bare two-digit number is not read as a year.
+
+    >>> parse_partial_date("2019-06"), parse_partial_date("'75")
+    ((datetime.date(2019, 6, 1), 'month'), (datetime.date(1975, 1, 1), 'year'))
+    >>> parse_partial_date("1999-03-00"), parse_partial_date("75"), parse_partial_date("2019-13")
+    ((datetime.date(1999, 3, 1), 'month'), None, None)
+    """
+    text = value.strip()
+    if m := _PARTIAL_YEAR.fullmatch(text) or _ABBREVIATED_YEAR.fullmatch(text):
+        year = _year(m.group(1))
+        return (datetime.date(year, 1, 1), YEAR) if year >= 1000 else None
+    if (m := _PARTIAL_MONTH.fullmatch(text)) and 1 <= int(m.group(2)) <= 12 and int(m.group(1)) >= 1000:
+        return datetime.date(int(m.group(1)), int(m.group(2)), 1), MONTH
+    return None
+
+
 def parse_date(value: str) -> tuple[datetime.date | None, str]:
     """Read a release date in the forms feeds use; (date, "") or (None, reason).
 
@@ -496,7 +526,7 @@ def parse_date(value: str) -> tuple[datetime.date | None, str]:
         if a == b:
             return _date(year, a, a, text)
         if a <= 12 and b <= 12:
-            return None, f"ambiguous day and month: {text}"
+            return None, f"{AMBIGUOUS_DATE}: {text}"
         return None, f"not a calendar date: {text}"
     for pattern, day_group, month_group in ((_DATE_DAY_MONTH, 1, 2), (_DATE_MONTH_DAY, 2, 1)):
         if m := pattern.fullmatch(text):
@@ -515,6 +545,7 @@ def fix_date(value: str) -> Fix:
 
 _CLOCK = re.compile(r"([0-9]+):([0-9]{2})(?::([0-9]{2}))?(?:\.([0-9]{1,3}))?")
 _SECONDS = re.compile(r"([0-9]+)\.([0-9]{1,3})")
+_MINUTES_SECONDS = re.compile(r"([0-9]+)\s*m(?:in)?\s*([0-9]{1,2})\s*s(?:ec)?", re.IGNORECASE)
 _ISO_DURATION = re.compile(
     r"P?T(?:([0-9]+)H)?(?:([0-9]+)M)?(?:([0-9]+)(?:\.([0-9]{1,3}))?S)?", re.IGNORECASE
 )
@@ -526,7 +557,9 @@ def _ms(fraction: str | None) -> int:
 
 def parse_duration_ms(value: str) -> int | None:
     """Read a duration as milliseconds: "235000", "235", "235.5", "3:55",
-    "1:02:03", "3:55.120", "PT3M55S". A plain integer below 1000 is seconds.
+    "1:02:03", "3:55.120", "PT3M55S", "3m 55sec". A plain integer below 1000 is
+    seconds. A decimal is read as seconds: whether "3.66" is minutes is the
+    source's convention, which the policy asks the profile about first.
     """
     text = value.strip()
     ms: int | None = None
@@ -546,6 +579,8 @@ def parse_duration_ms(value: str) -> int | None:
         if seconds > 59:
             return None
         ms = ((hours * 60 + minutes) * 60 + seconds) * 1000 + _ms(m.group(4))
+    elif m := _MINUTES_SECONDS.fullmatch(text):
+        ms = (int(m.group(1)) * 60 + int(m.group(2))) * 1000
     elif (m := _ISO_DURATION.fullmatch(text)) and any(m.groups()):
         hours, minutes, seconds = (int(g) if g else 0 for g in m.groups()[:3])
         ms = ((hours * 60 + minutes) * 60 + seconds) * 1000 + _ms(m.group(4))
@@ -639,7 +674,7 @@ for _code, _names in {
     "ar": "ara arabic", "da": "dan danish dansk", "de": "deu ger german deutsch",
     "el": "ell gre greek", "en": "eng english", "es": "spa spanish español espanol",
     "fi": "fin finnish suomi", "fr": "fra fre french français francais",
-    "hi": "hin hindi", "it": "ita italian italiano", "ja": "jpn japanese",
+    "hi": "hin hindi", "it": "ita italian italiano", "ja": "jpn jap japanese", "la": "lat latin",
     "ko": "kor korean", "nl": "nld dut dutch nederlands", "no": "nor norwegian norsk",
     "pl": "pol polish polski", "pt": "por portuguese português portugues",
     "ru": "rus russian", "sv": "swe swedish svenska", "tr": "tur turkish",
@@ -669,8 +704,14 @@ def parse_track_number(value: str) -> int | None:
 
 
 def normalize_language(value: str) -> str | None:
-    """Lower-case ISO 639-1: "EN", "en-US", "eng", "English" -> "en"."""
+    """Lower-case ISO 639-1: "EN", "en-US", "eng", "Eng.", "English" -> "en".
+
+    A trailing dot is dropped only when what is left is a name or code in the
+    table ("Eng.", "Fre.", "Jap."), so the mapping stays exact.
+    """
     text = value.strip().casefold()
+    if text.endswith(".") and text[:-1] in _LANGUAGES:
+        return _LANGUAGES[text[:-1]]
     if text in _LANGUAGES:
         return _LANGUAGES[text]
     m = _LANGUAGE_TAG.fullmatch(text)

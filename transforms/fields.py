@@ -41,12 +41,18 @@ class ErrorClass:
     (``model.training.corrupt``) makes it; ``fills``: the field a title corrector
     fills from what it takes out of the title. ``tests/transforms/test_errors.py``
     fails when a declared class lacks one of its parts, or a part has no class.
+
+    ``model_head=False`` declares a *rule-only* class: the decision policy
+    (``transforms/policy.py``) detects it with a deterministic rule before the
+    model is asked, so it has no output unit, no generator and no rules-baseline
+    entry, and it may apply to unscored fields (``TRACK_FIELDS``).
     """
 
     name: str
     fields: tuple[str, ...]
     generated: bool = True
     fills: str | None = None
+    model_head: bool = True
 
 
 # Order matters: per field, it is the order of the model's output units (after "clean").
@@ -68,11 +74,27 @@ ERROR_CLASSES: tuple[ErrorClass, ...] = (
     ErrorClass("date_format", ("release_date",)),
     ErrorClass("duration_format", ("duration_ms",)),
     ErrorClass("genre_noncanonical", ("genre",)),
+    # Rule-only classes (see ``ErrorClass.model_head``).
+    # Letters lost for good (U+FFFD, "?" in a word, mojibake that does not repair):
+    # flagged with the raw value, never reshaped (transforms/textdamage.py).
+    ErrorClass("unrecoverable_text", TEXT_FIELDS, generated=False, model_head=False),
+    # "--", "null", "unk." standing for a missing value: the value becomes null.
+    ErrorClass("placeholder", ("title", "artist", "album", "isrc", "upc", "release_date",
+                               "duration_ms", "genre", "language"),
+               generated=False, model_head=False),
+    # "Song (Album)", "Song - Album" where Album is the record's album.
+    ErrorClass("album_in_title", ("title",), generated=False, model_head=False),
+    # "Album (2003)" from a source that appends the year to its albums by habit
+    # (learned by the profile); the suffix is taken off.
+    ErrorClass("album_year_suffix", ("album",), generated=False, model_head=False),
 )
 ERROR_CLASS: dict[str, ErrorClass] = {c.name: c for c in ERROR_CLASSES}
 
+MODEL_CLASSES: tuple[ErrorClass, ...] = tuple(c for c in ERROR_CLASSES if c.model_head)
+RULE_ONLY_CLASSES: tuple[ErrorClass, ...] = tuple(c for c in ERROR_CLASSES if not c.model_head)
+
 TEXT_CLASSES: tuple[str, ...] = (CLEAN,) + tuple(
-    c.name for c in ERROR_CLASSES if c.fields == TEXT_FIELDS
+    c.name for c in MODEL_CLASSES if c.fields == TEXT_FIELDS
 )
 
 
@@ -86,7 +108,7 @@ class FieldSpec:
 
 
 def _spec(name: str, max_chars: int) -> FieldSpec:
-    return FieldSpec(name, (CLEAN,) + tuple(c.name for c in ERROR_CLASSES if name in c.fields), max_chars)
+    return FieldSpec(name, (CLEAN,) + tuple(c.name for c in MODEL_CLASSES if name in c.fields), max_chars)
 
 
 SCORED_FIELDS: tuple[FieldSpec, ...] = (

@@ -30,6 +30,8 @@ def corrected_record(
     review: Sequence[Mapping[str, Any]],
     model_version: str,
     input_coordinates: Mapping[str, Any],
+    profile_version: str | None = None,
+    release_date_precision: str | None = None,
 ) -> dict[str, Any]:
     """A ``CorrectedRecord`` dict; nothing in it depends on when or where it was computed."""
     return {
@@ -42,6 +44,8 @@ def corrected_record(
         "corrections": [dict(c) for c in corrections],
         "review": [dict(r) for r in review],
         "model_version": model_version,
+        "profile_version": profile_version,
+        "release_date_precision": release_date_precision,
         "pipeline_version": PIPELINE_VERSION,
         "input": dict(input_coordinates),
     }
@@ -61,6 +65,7 @@ def audit_entries(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
             "error_class": c["error_class"],
             "confidence": c["confidence"],
             "model_version": c["model_version"],
+            "profile_version": record.get("profile_version"),
             "pipeline_version": record["pipeline_version"],
             "input": record["input"],
         }

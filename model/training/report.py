@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from model.signature import SWAPPED_OUTPUT, probs_output
+from model.training.realeval import format_report
 from transforms.fields import ALL_CLASSES, SCORED_FIELDS, SWAP_CLASS
 
 REPORT_FILE = "report.md"
@@ -239,5 +240,9 @@ def write_report(
     )
     images += ["precision_recall.png", "f1_per_class.png"]
     path = version_dir / REPORT_FILE
-    path.write_text(_markdown(document, images), encoding="utf-8")
+    text = _markdown(document, images)
+    if "real" in document:
+        # The real-data section (model/training/realeval.py) beside the synthetic plots.
+        text += "\n```\n" + format_report(document["real"], "Real records (test split)") + "\n```\n"
+    path.write_text(text, encoding="utf-8")
     return path

@@ -38,11 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from model.serving import LATEST_FILE, MANIFEST_FILE
+from model.profilestore import BUNDLED_DIR, save_profile
+from model.serving import LATEST_FILE, MANIFEST_FILE, Predictor
 from model.signature import SWAPPED_OUTPUT, probs_output, raw_columns
+from model.training import realdata, realeval
 from model.training.corrupt import Example, generate
 from model.training.data import DEFAULT_DATA_DIR, Seed, load_seeds, split_seeds
 from model.training.metrics import detection_report, false_correction_counts
+from model.training.realdata import DEFAULT_REAL_DIR
 from transforms.fields import (
     CLEAN,
     FIELD_SPECS,
@@ -91,6 +94,9 @@ class TrainConfig:
     # Lowest apply threshold whose false corrections stay within this share of
     # the validation clean fields.
     max_false_correction_rate: float = 0.001
+    # Choose the shipped thresholds on the real validation split
+    # (model/training/realeval.py) instead of the synthetic one.
+    real_thresholds: bool = False
 
 
 CONFIGS: dict[str, TrainConfig] = {
@@ -99,7 +105,7 @@ CONFIGS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(
         name="tiny", copies=1, corruption_rate=0.7, epochs=4, max_seeds=4000, eval_copies=1
     ),
-    "full": TrainConfig(name="full", copies=4, corruption_rate=0.6, epochs=6),
+    "full": TrainConfig(name="full", copies=4, corruption_rate=0.6, epochs=6, real_thresholds=True),
 }
 
 
@@ -591,8 +597,14 @@ def train(
     config: str | TrainConfig = "full",
     *,
     data_dir: str | Path = DEFAULT_DATA_DIR,
+    real_dir: str | Path = DEFAULT_REAL_DIR,
 ) -> Path:
-    """Generate data, transform, fit, export; return the new version directory."""
+    """Generate data, transform, fit, export; return the new version directory.
+
+    The export carries the reference profile (training seeds and the real
+    train split) under ``profile/``; with ``cfg.real_thresholds`` its
+    thresholds are chosen to the budgets on the real validation split.
+    """
 
     started = time.monotonic()
     cfg = CONFIGS[config] if isinstance(config, str) else config
@@ -707,6 +719,11 @@ def train(
             "libraries": _library_versions(),
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        stage = time.monotonic()
+        manifest.update(_ship_profile_and_real_thresholds(staging, cfg, train_seeds, real_dir))
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        _say(f"profile {manifest['profile_version']} bundled; thresholds {manifest['thresholds']} "
+             f"in {time.monotonic() - stage:.1f}s")
         final = output_dir / version
         if final.exists():
             shutil.rmtree(final)
@@ -719,6 +736,32 @@ def train(
         f"exported {final} in {time.monotonic() - stage:.1f}s; total {time.monotonic() - started:.1f}s"
     )
     return final
+
+
+def _ship_profile_and_real_thresholds(staging: Path, cfg: TrainConfig, train_seeds: Sequence[Seed],
+                                      real_dir: str | Path) -> dict[str, Any]:
+    """Write the reference profile into the export; choose real-data thresholds.
+
+    Returns the manifest keys to add: ``profile_version``, and with
+    ``cfg.real_thresholds`` ``thresholds`` (real), ``thresholds_synthetic`` and
+    ``real_validation`` (the headline at the chosen thresholds).
+    """
+    real = realdata.split_records(realdata.load_all(real_dir)) if Path(real_dir).is_dir() else None
+    profile = realeval.reference_profile(train_seeds, real["train"] if real else [])
+    added: dict[str, Any] = {"profile_version": save_profile(profile, staging / BUNDLED_DIR)}
+    if not cfg.real_thresholds:
+        return added
+    if real is None:
+        raise FileNotFoundError(f"real_thresholds needs the real data in {real_dir}")
+    predictor = Predictor.load(staging)
+    validation = realeval.judged(real["validation"])
+    scores = realeval.score(predictor.predict, validation)
+    chosen, headline = realeval.choose_thresholds(validation, scores, predictor.version, profile,
+                                                  realeval.THRESHOLD_GRID)
+    added["thresholds_synthetic"] = predictor.manifest["thresholds"]
+    added["thresholds"] = {"apply": chosen.apply, "review": chosen.review}
+    added["real_validation"] = headline
+    return added
 
 
 def _check_export(

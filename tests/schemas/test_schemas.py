@@ -60,6 +60,8 @@ def test_corrected_record_roundtrip_strict():
         "review": [{"field": "upc", "value": "1", "error_class": "upc_check_digit", "confidence": 0.25,
                     "reason": "check digit"}],
         "model_version": "v1",
+        "profile_version": "p-0123456789abcdef",
+        "release_date_precision": "day",
         "pipeline_version": "0.1.0",
         "input": {"topic": "t", "partition": 0, "offset": 5, "timestamp_ms": 1},
     }

@@ -33,7 +33,7 @@ from streaming.composites import (
 )
 from streaming.kafkaio import KafkaRecord
 from transforms import codec, records
-from transforms.fields import SCORED_FIELD_NAMES, SCORED_FIELDS
+from transforms.fields import SCORED_FIELDS
 from transforms.policy import RecordScores, Thresholds, correct_track
 
 
@@ -101,9 +101,8 @@ def test_a_batch_the_model_fails_on_goes_out_uncorrected_and_flagged(tiny_model_
                     equal_to([m.event_id for m in messages]), label="AllForReview")
         assert_that(outputs | "DeadLetters" >> beam.FlatMap(_dead_letters), equal_to([]), label="NoDeadLetters")
 
-    # Without scores only the deterministic normalisations apply: no model field changes.
-    corrected_fields = {c["field"] for e in expected for c in json.loads(e[4])}
-    assert not corrected_fields & set(SCORED_FIELD_NAMES)
+    # Without scores only the policy's deterministic rules apply (confidence 1.0): no model class.
+    assert all(c["confidence"] == 1.0 for e in expected for c in json.loads(e[4]))
 
 
 def _dead_letter_summary(letter: dict) -> tuple[Any, ...]:
@@ -176,22 +175,22 @@ class _Other:
     """Any other object a step of the same process holds through a Beam Shared handle."""
 
 
-def test_the_model_is_loaded_once_however_often_the_step_is_set_up(monkeypatch) -> None:
+def test_the_model_is_loaded_once_however_often_the_step_is_set_up(monkeypatch, tmp_path) -> None:
     loads = []
 
     def load(model_dir: str, threads: int | None = None) -> SimpleNamespace:
         loads.append(model_dir)
-        return SimpleNamespace(thresholds=Thresholds(apply=0.9, review=0.5), version="v1")
+        return SimpleNamespace(thresholds=Thresholds(apply=0.9, review=0.5), version="v1", version_dir=str(tmp_path))
 
     monkeypatch.setattr(Predictor, "load", load)
     handle = shared.Shared()
-    first = CorrectBatchFn(CorrectionSettings(model_dir="model/export"), handle)
+    first = CorrectBatchFn(CorrectionSettings(model_dir="model/export"), handle, shared.Shared())
     first.setup()
     # Beam keeps alive only the object last acquired through any Shared handle in the process.
     other = shared.Shared().acquire(_Other)
     gc.collect()
     # The SDK harness sets up a new instance when it runs bundles in parallel or replaces an idle one.
-    second = CorrectBatchFn(CorrectionSettings(model_dir="model/export"), handle)
+    second = CorrectBatchFn(CorrectionSettings(model_dir="model/export"), handle, shared.Shared())
     second.setup()
 
     assert loads == ["model/export"]

@@ -30,8 +30,15 @@ def test_replaying_the_archive_gives_byte_identical_records(kafka_bootstrap, top
     topics = {name: topic_factory(name, partitions=3 if name == "in" else 1)
               for name in ("in", "out", "review", "audit", "dead")}
     archive = tmp_path / "archive"
+    # One profile for both: the same event, model and profile must give the same bytes.
+    profiles = tmp_path / "profiles"
+    log = tmp_path / "reference.jsonl"
+    log.write_bytes(b"".join(m.value + b"\n" for m in catalog_messages(300, seed=3, bad_every=0, avro_share=0)))
+    made = metafix("profile", "--input", str(log), "--output", str(profiles))
+    assert made.returncode == 0, made.stdout + made.stderr
+    profile_version = (profiles / "LATEST").read_text().strip()
     job = StreamJob(kafka_bootstrap, topics, tiny_model_dir, tmp_path / "job.log", "--start-from", "earliest",
-                    "--archive-dir", str(archive)).start()
+                    "--archive-dir", str(archive), "--profile", str(profiles)).start()
     try:
         sent = produce(kafka_bootstrap, topics["in"], catalog_messages(400, seed=8, bad_every=50))
         seen = read_until(kafka_bootstrap, [topics["out"], topics["dead"]],
@@ -43,7 +50,7 @@ def test_replaying_the_archive_gives_byte_identical_records(kafka_bootstrap, top
 
     out = tmp_path / "replayed.avro"
     done = metafix("replay", "--input", str(archive / "*" / "*" / "*.avro"), "--output", str(out),
-                   "--format", "avro", "--model-dir", str(tiny_model_dir))
+                   "--format", "avro", "--model-dir", str(tiny_model_dir), "--profile", str(profiles))
     assert done.returncode == 0, done.stdout + done.stderr
     with open(out, "rb") as f:
         replayed = {r["record_key"]: codec.confluent_encode(CORRECTED_SCHEMA_ID, r) for r in fastavro.reader(f)}
@@ -53,6 +60,7 @@ def test_replaying_the_archive_gives_byte_identical_records(kafka_bootstrap, top
     assert len(streamed) == sum(1 for m, _, _ in sent if m.bad_kind is None)
     assert replayed == streamed
     assert replayed_dead == streamed_dead
+    assert {r["profile_version"] for _, r in seen[topics["out"]]} == {profile_version}
 
 
 def test_replay_of_a_json_lines_log(tiny_model_dir, tmp_path):
@@ -85,3 +93,33 @@ def test_replay_twice_gives_the_same_output(tiny_model_dir, tmp_path):
         assert done.returncode == 0, done.stderr
         outputs.append(sorted((tmp_path / name).read_text(encoding="utf-8").splitlines()))
     assert outputs[0] == outputs[1]
+
+
+def _event(i: int, source: str, **track: str) -> bytes:
+    return json.dumps({"event_id": f"e-{i}", "source": source, "track": track}).encode() + b"\n"
+
+
+def test_a_backfill_learns_its_sources_from_itself(tiny_model_dir, tmp_path):
+    # No --profile: replay builds the profile of the log first, so the month-first
+    # source's unambiguous dates resolve its "5/4/2024"; the profile version is on every record.
+    events = [_event(i, "us-feed", title=f"Song {i}", artist="KAROL G", release_date=d)
+              for i, d in enumerate(["4/26/2024", "1/13/2024", "12/31/2023", "5/4/2024"])]
+    events.append(_event(9, "us-feed", title="I Know [feat. Wiz Khalifa] [Explicit]", artist="Big Sean",
+                         explicit="false"))
+    log = tmp_path / "events.jsonl"
+    log.write_bytes(b"".join(events))
+    out = tmp_path / "out.jsonl"
+
+    done = metafix("replay", "--input", str(log), "--output", str(out), "--model-dir", str(tiny_model_dir))
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = {r["event_id"]: r for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
+    profile_version = (tmp_path / "out.jsonl.profile" / "LATEST").read_text().strip()
+    assert {r["profile_version"] for r in records.values()} == {profile_version}
+    assert records["e-3"]["track"]["release_date"] == "2024-05-04"
+    assert records["e-3"]["track"]["artist"] == "KAROL G"
+    split = records["e-9"]
+    assert (split["track"]["title"], split["track"]["featured_artists"], split["track"]["explicit"]) == (
+        "I Know", ["Wiz Khalifa"], True)
+    assert [c["error_class"] for c in split["corrections"] if c["field"] == "title"] == [
+        "explicit_in_title", "featured_in_title"]

@@ -13,6 +13,7 @@ import pytest
 
 from harness.eventgen import catalog_messages, produce
 from harness.jobs import StreamJob, read_until
+from model.profilestore import bundled_profile_dir, load_latest
 from model.serving import Predictor
 from transforms import records
 from transforms.codec import decode_event
@@ -82,12 +83,16 @@ def test_stream_job_corrects_events_while_it_runs(kafka_bootstrap, job_topics, t
 
     # Each output is what the pure decision logic gives for that input with the same model.
     predictor = Predictor.load(tiny_model_dir)
+    # Without --profile the job uses the profile bundled with the model, if it has one.
+    profile_dir = bundled_profile_dir(predictor.version_dir)
+    profile = load_latest(profile_dir) if profile_dir is not None else None
     by_coords = {(p, o): m for m, p, o in sent}
     sample = outputs[:50]
     events = [decode_event(by_coords[(r["input"]["partition"], r["input"]["offset"])].value) for r in sample]
     for record, event, scores in zip(sample, events, predictor.predict([e["track"] for e in events]), strict=True):
         result = correct_track(event["track"], scores, thresholds=predictor.thresholds,
-                               model_version=predictor.version)
+                               model_version=predictor.version, profile=profile, source=event.get("source"))
+        assert record["profile_version"] == (profile.version if profile is not None else None)
         assert record["track"] == result.track
         assert record["corrections"] == result.corrections
         assert record["record_key"] == records.record_key(event["event_id"], predictor.version)

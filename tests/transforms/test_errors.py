@@ -17,10 +17,15 @@ from transforms.fields import (
     CLEAN,
     ERROR_CLASSES,
     FIELD_SPECS,
+    MODEL_CLASSES,
+    RULE_ONLY_CLASSES,
     SCORED_FIELD_NAMES,
     SWAP_CLASS,
     TEXT_FIELDS,
+    TRACK_FIELDS,
 )
+from transforms.policy import RecordScores, Thresholds, correct_track
+from transforms.profile import build_profile
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DECLARED = {c.name for c in ERROR_CLASSES}
@@ -47,7 +52,7 @@ def test_the_model_heads_keep_their_class_order() -> None:
 
 
 def test_every_declared_class_has_its_fields_corrector_rule_and_generator() -> None:
-    for error_class in ERROR_CLASSES:
+    for error_class in MODEL_CLASSES:
         assert error_class.fields and set(error_class.fields) <= set(SCORED_FIELD_NAMES), error_class
         assert error_class.name in correctors.FIELD_CLASSES, f"{error_class.name}: no corrector"
         for field in error_class.fields:
@@ -57,12 +62,39 @@ def test_every_declared_class_has_its_fields_corrector_rule_and_generator() -> N
             assert error_class.fields == ("title",)
 
 
+# One input per rule-only class that the policy must answer with that class.
+RULE_ONLY_EXAMPLES = {
+    "unrecoverable_text": {"title": "L\ufffdamour", "artist": "X"},
+    "placeholder": {"title": "Song", "artist": "X", "album": "--"},
+    "album_in_title": {"title": "Song (Best Of)", "artist": "X", "album": "Best Of"},
+    "album_year_suffix": {"title": "Song", "artist": "X", "album": "Best Of (2003)"},
+}
+# Classes whose rule needs the source's habit from the profile: (profile, source).
+RULE_ONLY_PROFILES = {
+    "album_year_suffix": (build_profile([("a0", {"album": f"A{i} (2001)"}) for i in range(20)]), "a0"),
+}
+
+
+def test_rule_only_classes_have_no_head_and_the_policy_makes_each() -> None:
+    assert set(RULE_ONLY_EXAMPLES) == {c.name for c in RULE_ONLY_CLASSES}
+    for error_class in RULE_ONLY_CLASSES:
+        assert not error_class.generated and set(error_class.fields) <= set(TRACK_FIELDS)
+        assert all(error_class.name not in spec.classes for spec in FIELD_SPECS.values())
+        profile, source = RULE_ONLY_PROFILES.get(error_class.name, (None, None))
+        result = correct_track(RULE_ONLY_EXAMPLES[error_class.name], RecordScores(fields={}),
+                               thresholds=Thresholds(), model_version="m",
+                               profile=profile, source=source)
+        made = {e["error_class"] for e in result.corrections + result.review}
+        assert error_class.name in made, error_class
+
+
 def test_no_part_names_an_undeclared_class() -> None:
-    assert correctors.FIELD_CLASSES == DECLARED
+    assert correctors.FIELD_CLASSES == {c.name for c in MODEL_CLASSES}
     for field, field_rules in rules.RULES.items():
         assert {name for name, _ in field_rules} == set(FIELD_SPECS[field].classes) - {CLEAN}, field
     assert set(GENERATORS) <= DECLARED
     assert set(corrupt.CORRUPTION_CLASSES) == {c.name for c in ERROR_CLASSES if c.generated}
+    assert DECLARED == {c.name for c in MODEL_CLASSES + RULE_ONLY_CLASSES}
 
 
 def test_field_lists_are_declared_only_in_fields_py() -> None:

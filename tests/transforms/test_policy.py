@@ -14,6 +14,7 @@ import pytest
 
 from transforms.fields import INVALID_VALUE, LANGUAGE_CODE, SWAP_CLASS, TRACK_FIELDS
 from transforms.policy import CorrectionResult, RecordScores, Thresholds, correct_track
+from transforms.profile import ProfileData, build_profile
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -42,13 +43,21 @@ TYPED = {
 
 
 def run(raw: dict[str, Any], fields: dict[str, tuple[str, float]] | None = None,
-        swapped: float = 0.0, thresholds: Thresholds | None = None) -> CorrectionResult:
+        swapped: float = 0.0, thresholds: Thresholds | None = None,
+        profile: ProfileData | None = None, source: str | None = None) -> CorrectionResult:
     return correct_track(raw, RecordScores(fields=fields or {}, swapped=swapped),
-                         thresholds=thresholds or Thresholds(), model_version="m-test")
+                         thresholds=thresholds or Thresholds(), model_version="m-test",
+                         profile=profile, source=source)
 
 
 def with_(**changes: Any) -> dict[str, Any]:
     return {**RAW, **changes}
+
+
+# A record that shouts as a whole: case classes may apply to it without a profile.
+SHOUTING = {"title": "EMPIRE STATE OF MIND", "artist": "JAY-Z", "album": "THE BLUEPRINT 3"}
+# The pair seen the right way round: evidence for un-swapping it.
+KNOWS_THE_PAIR = build_profile([("s", {"artist": "Jay-Z", "title": "Empire State of Mind"})])
 
 
 def test_clean_track_is_typed_and_untouched() -> None:
@@ -58,7 +67,7 @@ def test_clean_track_is_typed_and_untouched() -> None:
 
 
 def test_high_confidence_class_is_corrected_with_a_correction_entry() -> None:
-    result = run(with_(title="EMPIRE STATE OF MIND"), {"title": ("all_caps", 0.97)})
+    result = run(with_(**SHOUTING), {"title": ("all_caps", 0.97)})
     assert result.track["title"] == "Empire State of Mind"
     assert result.corrections == [{
         "field": "title", "before": "EMPIRE STATE OF MIND", "after": "Empire State of Mind",
@@ -68,7 +77,7 @@ def test_high_confidence_class_is_corrected_with_a_correction_entry() -> None:
 
 
 def test_mid_confidence_is_flagged_and_left_as_delivered() -> None:
-    result = run(with_(title="EMPIRE STATE OF MIND"), {"title": ("all_caps", 0.7)})
+    result = run(with_(**SHOUTING), {"title": ("all_caps", 0.7)})
     assert result.track["title"] == "EMPIRE STATE OF MIND"
     assert result.corrections == []
     assert result.review == [{"field": "title", "value": "EMPIRE STATE OF MIND",
@@ -83,7 +92,7 @@ def test_low_confidence_is_left_alone() -> None:
 
 
 def test_thresholds_are_inclusive_at_the_bounds() -> None:
-    raw = with_(title="EMPIRE STATE OF MIND")
+    raw = with_(**SHOUTING)
     assert run(raw, {"title": ("all_caps", 0.9)}).corrections
     assert run(raw, {"title": ("all_caps", 0.5)}).review
     custom = Thresholds(apply=0.6, review=0.2)
@@ -206,24 +215,32 @@ def test_artist_in_title_matches_the_artist_before_its_own_correction() -> None:
 
 def test_swap_is_applied_with_two_corrections() -> None:
     raw = with_(title="Jay-Z", artist="Empire State of Mind")
-    result = run(raw, swapped=0.96)
+    result = run(raw, swapped=0.96, profile=KNOWS_THE_PAIR)
     assert (result.track["title"], result.track["artist"]) == ("Empire State of Mind", "Jay-Z")
     assert [(c["field"], c["error_class"]) for c in result.corrections] == [
         ("title", SWAP_CLASS), ("artist", SWAP_CLASS)]
 
 
 def test_scores_follow_the_values_through_a_swap() -> None:
-    raw = with_(title="JAY-Z", artist="Empire State of Mind")
-    result = run(raw, {"title": ("all_caps", 0.95)}, swapped=0.96)
-    assert (result.track["title"], result.track["artist"]) == ("Empire State of Mind", "Jay-Z")
+    raw = with_(title="JAY-Z", artist="EMPIRE STATE OF MIND", album="THE BLUEPRINT 3")
+    result = run(raw, {"artist": ("all_caps", 0.95)}, swapped=0.96, profile=KNOWS_THE_PAIR)
+    assert (result.track["title"], result.track["artist"]) == ("Empire State of Mind", "JAY-Z")
 
 
-def test_uncertain_swap_is_flagged_on_both_fields() -> None:
+def test_a_swap_without_profile_evidence_is_neither_applied_nor_flagged() -> None:
+    # "Rush" / "Troye Sivan": a short title and a two-word artist look swapped to the model.
+    raw = with_(title="Rush", artist="Troye Sivan")
+    knows_the_artist = build_profile([("s", {"artist": "Troye Sivan", "title": "Angel Baby"})])
+    for profile in (None, knows_the_artist):
+        result = run(raw, swapped=0.999, profile=profile)
+        assert (result.track["title"], result.track["artist"]) == ("Rush", "Troye Sivan")
+        assert result.corrections == [] and result.review == []
+
+
+def test_a_swap_with_evidence_needs_the_model_at_review_level() -> None:
     raw = with_(title="Jay-Z", artist="Empire State of Mind")
-    result = run(raw, swapped=0.6)
-    assert result.track["title"] == "Jay-Z"
-    assert [(f["field"], f["error_class"]) for f in result.review] == [
-        ("title", SWAP_CLASS), ("artist", SWAP_CLASS)]
+    assert run(raw, swapped=0.6, profile=KNOWS_THE_PAIR).track["title"] == "Empire State of Mind"
+    assert run(raw, swapped=0.2, profile=KNOWS_THE_PAIR).corrections == []
 
 
 @pytest.mark.parametrize("raw_value,typed", [
@@ -248,7 +265,8 @@ def test_track_number_is_typed(raw_value: str | None, typed: int | None) -> None
 def test_untypable_values_are_never_lost(name: str, raw_value: str) -> None:
     result = run(with_(**{name: raw_value}))
     [flag] = result.review
-    assert (flag["field"], flag["value"], flag["error_class"]) == (name, raw_value, INVALID_VALUE)
+    expected = LANGUAGE_CODE if name == "language" else INVALID_VALUE
+    assert (flag["field"], flag["value"], flag["error_class"]) == (name, raw_value, expected)
     assert result.track[name] == (raw_value if name == "language" else None)
 
 
@@ -266,10 +284,11 @@ def test_wrong_class_for_a_field_is_an_error() -> None:
 
 
 def test_deterministic_and_ordered_by_track_fields() -> None:
-    raw = with_(title="05 - EMPIRE STATE OF MIND", artist="jay-z", isrc="us-jz1-09-00031",
+    raw = with_(title="05 - EMPIRE STATE OF MIND", artist="JAY-Z", album="THE BLUEPRINT 3",
+                isrc="us-jz1-09-00031",
                 release_date="17-Mar-08", language="EN", genre="Rap", track_number=None,
                 upc="075678974734")
-    fields = {"title": ("track_number_prefix", 0.95), "artist": ("all_lower", 0.91),
+    fields = {"title": ("track_number_prefix", 0.95), "artist": ("all_caps", 0.91),
               "isrc": ("isrc_format", 0.97), "release_date": ("date_format", 0.93),
               "genre": ("genre_noncanonical", 0.92), "upc": ("upc_check_digit", 0.99)}
     first = run(raw, fields)
@@ -286,6 +305,7 @@ def _corrected_record(result: CorrectionResult) -> dict[str, Any]:
         "record_key": "e1@m-test", "event_id": "e1", "entity_id": None, "source": None,
         "event_time": None, "track": result.track, "corrections": result.corrections,
         "review": result.review, "model_version": "m-test", "pipeline_version": "test",
+        "profile_version": "p-0123456789abcdef", "release_date_precision": result.release_date_precision,
         "input": {"topic": None, "partition": None, "offset": None, "timestamp_ms": None},
     }
 
@@ -304,3 +324,147 @@ def test_output_matches_the_corrected_record_schema() -> None:
     back = fastavro.schemaless_reader(buffer, schema)
     assert back["track"] == result.track
     assert back["track"]["release_date"] == datetime.date(2008, 3, 17)
+
+
+# ------------------------------------------------------------------ issue 11: the examples
+def _classes(result: CorrectionResult, name: str) -> list[str]:
+    return [c["error_class"] for c in result.corrections if c["field"] == name]
+
+
+@pytest.mark.parametrize("artist,error_class", [("KAROL G", "all_caps"), ("benny blanco", "all_lower")])
+def test_a_known_official_form_is_never_recased(artist: str, error_class: str) -> None:
+    profile = build_profile([("spotify", {"artist": artist, "title": "Provenza"})] * 3)
+    raw = with_(title=artist.upper() if error_class == "all_caps" else artist.lower(),
+                artist=artist, album=artist)  # even a record that shouts as a whole
+    result = run(raw, {"artist": (error_class, 0.999)}, profile=profile, source="spotify")
+    assert result.track["artist"] == artist
+    assert _classes(result, "artist") == [] and result.review == []
+
+
+def test_an_unknown_stylised_name_is_neither_recased_nor_flagged() -> None:
+    result = run(with_(artist="ILLENIUM"), {"artist": ("all_caps", 0.999)})
+    assert result.track["artist"] == "ILLENIUM" and result.corrections == [] and result.review == []
+
+
+def test_a_shouting_source_is_recased_by_its_habit() -> None:
+    profile = build_profile([("shouty", {"title": "SONG", "album": "ALBUM"})] * 3)
+    result = run(with_(title="EMPIRE STATE OF MIND"), {"title": ("all_caps", 0.999)},
+                 profile=profile, source="shouty")
+    assert result.track["title"] == "Empire State of Mind"
+
+
+def test_a_month_first_source_resolves_an_ambiguous_date() -> None:
+    profile = build_profile([("us-feed", {"release_date": d}) for d in ("4/26/2024", "1/13/2024", "12/31/2023")])
+    result = run(with_(release_date="5/4/2024"), profile=profile, source="us-feed")
+    assert result.track["release_date"] == datetime.date(2024, 5, 4)
+    assert _classes(result, "release_date") == ["date_format"] and result.review == []
+    unknown = run(with_(release_date="5/4/2024"), profile=profile, source="new-feed")
+    assert unknown.track["release_date"] is None
+    assert [(f["field"], f["error_class"]) for f in unknown.review] == [("release_date", "date_format")]
+
+
+@pytest.mark.parametrize("value,day,precision", [
+    ("2012", datetime.date(2012, 1, 1), "year"), ("2019-06", datetime.date(2019, 6, 1), "month"),
+    ("1999-03-00", datetime.date(1999, 3, 1), "month"), ("2009-10-20", datetime.date(2009, 10, 20), "day"),
+])
+def test_partial_dates_are_a_precision_not_an_error(value: str, day: datetime.date, precision: str) -> None:
+    result = run(with_(release_date=value), {"release_date": ("date_format", 0.99)})
+    assert (result.track["release_date"], result.release_date_precision) == (day, precision)
+    assert result.review == [] and _classes(result, "release_date") == []
+
+
+def test_reversible_mojibake_is_repaired_before_the_model() -> None:
+    result = run(with_(title="Hotel California â€“ Live Ã  Paris"), {"title": ("all_caps", 0.99)})
+    assert result.track["title"] == "Hotel California – Live à Paris"
+    assert _classes(result, "title") == ["mojibake"] and result.review == []
+
+
+def test_lost_characters_are_flagged_raw_and_never_reshaped() -> None:
+    raw = with_(title="Lï¿½ï¿½ï¿½AMOUR DE", artist="X", album="Y")
+    result = run(raw, {"title": ("all_caps", 0.999)})
+    assert result.track["title"] == "Lï¿½ï¿½ï¿½AMOUR DE" and result.corrections == []
+    assert [(f["field"], f["value"], f["error_class"]) for f in result.review] == [
+        ("title", "Lï¿½ï¿½ï¿½AMOUR DE", "unrecoverable_text")]
+
+
+def test_a_title_with_several_malformations_is_fully_split() -> None:
+    result = run(with_(title="I Know [feat. Wiz Khalifa] [Explicit]", artist="Big Sean",
+                       featured_artists=[], explicit="false"))
+    assert (result.track["title"], result.track["featured_artists"], result.track["explicit"]) == (
+        "I Know", ["Wiz Khalifa"], True)
+    assert [(c["field"], c["error_class"]) for c in result.corrections] == [
+        ("title", "explicit_in_title"), ("title", "featured_in_title"),
+        ("featured_artists", "featured_in_title"), ("explicit", "explicit_in_title")]
+
+
+def test_every_fix_of_a_numbered_shouted_title_is_made() -> None:
+    raw = with_(title="06 - SONG TITLE (feat. X)", artist="JAY-Z", album="THE ALBUM", track_number=None,
+                featured_artists=[])
+    result = run(raw, {"title": ("all_caps", 0.999)})
+    assert (result.track["title"], result.track["track_number"], result.track["featured_artists"]) == (
+        "Song Title", 6, ["X"])
+    assert _classes(result, "title") == ["track_number_prefix", "featured_in_title", "all_caps"]
+
+
+def test_a_repeated_featured_credit_is_deduplicated() -> None:
+    result = run(with_(title="Empire State of Mind (feat. alicia keys)"))
+    assert result.track["featured_artists"] == ["Alicia Keys"]
+    assert result.track["title"] == "Empire State of Mind"
+    assert _classes(result, "featured_artists") == []
+
+
+def test_a_clean_tag_against_explicit_true_is_flagged() -> None:
+    result = run(with_(title="Empire State of Mind (Clean)", explicit="true"))
+    assert result.track["explicit"] is True
+    assert [(f["field"], f["error_class"]) for f in result.review] == [("explicit", "explicit_in_title")]
+
+
+def test_decimal_minutes_are_never_read_as_seconds() -> None:
+    minutes = build_profile([("mb01", {"duration_ms": d}) for d in ("3.663", "4.033", "2.5")])
+    assert run(with_(duration_ms="3.663"), profile=minutes, source="mb01").track["duration_ms"] == 219780
+    unknown = run(with_(duration_ms="3.663"), {"duration_ms": ("duration_format", 0.999)})
+    assert unknown.track["duration_ms"] is None
+    assert [(f["field"], f["error_class"]) for f in unknown.review] == [("duration_ms", "duration_format")]
+
+
+def test_placeholders_become_null_with_an_entry_and_the_title_gives_the_artist_back() -> None:
+    profile = build_profile([("s", {"artist": "Daniel Balavoine", "title": "SOS d'un terrien"})])
+    raw = with_(title="Daniel Balavoine - L'enfant", artist="--", album="null", language="Eng.")
+    result = run(raw, profile=profile, source="mbox")
+    assert (result.track["artist"], result.track["title"], result.track["album"]) == (
+        "Daniel Balavoine", "L'enfant", None)
+    assert result.track["language"] == "en"
+    assert _classes(result, "artist") == ["placeholder", "artist_in_title"]
+    assert _classes(result, "album") == ["placeholder"]
+
+
+# A feed that appends the year to every album (MusicBrainz's source 4 does it to
+# 74 % of its albums), and a store whose albums carry years as part of real names.
+SUFFIXING = build_profile([("a0", {"album": f"Album {i} ({1990 + i})"}) for i in range(20)])
+NAMES_WITH_YEARS = build_profile(
+    [("store", {"album": "1989 (Taylor's Version)", "release_date": "2023-10-27"}),
+     ("store", {"album": "Live (1979)", "release_date": "1979-06-01"})]
+    + [("store", {"album": f"Album {i}"}) for i in range(20)])
+
+
+def test_a_year_suffix_comes_off_the_albums_of_a_source_with_the_habit() -> None:
+    result = run(with_(album="Elephunk (2003)", release_date=None), profile=SUFFIXING, source="a0")
+    assert result.track["album"] == "Elephunk"
+    assert [(c["field"], c["before"], c["after"], c["error_class"]) for c in result.corrections] == [
+        ("album", "Elephunk (2003)", "Elephunk", "album_year_suffix")]
+    assert result.review == []
+    # A suffix that is not the record's own release year is not the habit's: kept.
+    other_year = run(with_(album="Elephunk (2003)"), profile=SUFFIXING, source="a0")
+    assert other_year.track["album"] == "Elephunk (2003)" and other_year.corrections == []
+
+
+@pytest.mark.parametrize("album,release_date", [
+    ("1989 (Taylor's Version)", "2023-10-27"), ("Live (1979)", "1979-06-01"),
+    ("Live (1979)", None), ("Greatest Hits (1999)", "1999-01-01"),
+])
+def test_a_year_in_an_album_from_a_source_without_the_habit_is_never_touched(
+        album: str, release_date: str | None) -> None:
+    for profile, source in ((NAMES_WITH_YEARS, "store"), (SUFFIXING, "unknown-source"), (None, None)):
+        result = run(with_(album=album, release_date=release_date), profile=profile, source=source)
+        assert result.track["album"] == album
+        assert result.corrections == [] and result.review == []

@@ -1,0 +1,116 @@
+"""Several malformations in one title, featured-artist splitting, conflict rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from transforms.titleparse import (
+    ARTIST_IN_TITLE,
+    EXPLICIT_IN_TITLE,
+    FEATURED_IN_TITLE,
+    TRACK_NUMBER_PREFIX,
+    merge_featured,
+    parse_title,
+    resolve_explicit,
+    split_featured,
+)
+
+
+def test_featured_and_explicit_tags_are_both_taken_out() -> None:
+    parsed = parse_title("I Know [feat. Wiz Khalifa] [Explicit]")
+    assert parsed.title == "I Know"
+    assert parsed.featured_artists == ("Wiz Khalifa",)
+    assert parsed.explicit is True
+    assert [s.error_class for s in parsed.steps] == [EXPLICIT_IN_TITLE, FEATURED_IN_TITLE]
+    assert [s.after for s in parsed.steps] == ["I Know [feat. Wiz Khalifa]", "I Know"]
+
+
+def test_number_prefix_and_featured_credit_compose_in_order() -> None:
+    parsed = parse_title("06 - SONG TITLE (feat. X)")
+    assert (parsed.title, parsed.track_number, parsed.featured_artists) == ("SONG TITLE", 6, ("X",))
+    assert [s.error_class for s in parsed.steps] == [TRACK_NUMBER_PREFIX, FEATURED_IN_TITLE]
+
+
+def test_all_four_in_one_value() -> None:
+    parsed = parse_title("03 - Drake - Nice For What (feat. Future) [Explicit]", artist="Drake")
+    assert parsed.title == "Nice For What"
+    assert parsed.track_number == 3 and parsed.explicit is True
+    assert parsed.featured_artists == ("Future",)
+    assert [s.error_class for s in parsed.steps] == [
+        TRACK_NUMBER_PREFIX, ARTIST_IN_TITLE, EXPLICIT_IN_TITLE, FEATURED_IN_TITLE]
+
+
+@pytest.mark.parametrize("title, number, rest", [
+    ("009-Ballade a donner", 9, "Ballade a donner"),
+    ("01.Jaguar - Odyssey", 1, "Jaguar - Odyssey"),
+    ("1. Allegro", 1, "Allegro"),
+    ("05 Intro", 5, "Intro"),
+])
+def test_track_number_prefixes(title: str, number: int, rest: str) -> None:
+    parsed = parse_title(title)
+    assert (parsed.track_number, parsed.title) == (number, rest)
+
+
+@pytest.mark.parametrize("title", [
+    "99 Luftballons", "7 Years", "1999", "3.14 Pi", "1-800-273-8255", "24K Magic",
+    "10:15 Saturday Night", "2 + 2 = 5", "I Don't Care (with Justin Bieber)",
+    "(I Can't Get No) Satisfaction", "Feats Don't Fail Me Now", "HUMBLE.",
+])
+def test_real_titles_are_left_whole(title: str) -> None:
+    parsed = parse_title(title)
+    assert parsed.title == title
+    assert parsed.steps == ()
+
+
+def test_title_that_is_only_a_tag_is_kept() -> None:
+    assert parse_title("[Explicit]").title == "[Explicit]"
+
+
+def test_contradicting_tags_give_a_reason_and_no_flag_value() -> None:
+    parsed = parse_title("Song [Explicit] [Clean]")
+    assert parsed.explicit is None
+    assert parsed.reason == "the title says both explicit and clean"
+
+
+@pytest.mark.parametrize("credit, names", [
+    ("Don Toliver & with Future", ("Don Toliver", "Future")),
+    ("A, B and C", ("A", "B", "C")),
+    ("with Future", ("Future",)),
+    ("Lil Nas X", ("Lil Nas X",)),
+    ("Wiz Khalifa & Wiz Khalifa", ("Wiz Khalifa",)),
+])
+def test_split_featured(credit: str, names: tuple[str, ...]) -> None:
+    assert split_featured(credit) == names
+
+
+def test_known_names_with_separators_stay_whole() -> None:
+    known = {"Tyler, The Creator", "Earth, Wind & Fire"}.__contains__
+    assert split_featured("Tyler, The Creator & Earth, Wind & Fire", known) == (
+        "Tyler, The Creator", "Earth, Wind & Fire")
+
+
+def test_featured_credit_in_title_with_with() -> None:
+    parsed = parse_title("Song (feat. Don Toliver & with Future)")
+    assert parsed.featured_artists == ("Don Toliver", "Future")
+
+
+def test_explicit_tag_wins_over_a_false_flag() -> None:
+    decision = resolve_explicit(tag=True, delivered=False)
+    assert (decision.value, decision.changed, decision.flag) == (True, True, False)
+
+
+def test_clean_tag_against_explicit_true_goes_to_a_person() -> None:
+    decision = resolve_explicit(tag=False, delivered=True)
+    assert (decision.value, decision.changed, decision.flag) == (True, False, True)
+
+
+@pytest.mark.parametrize("tag, delivered, value", [(None, False, False), (True, None, True),
+                                                   (False, False, False)])
+def test_explicit_without_conflict(tag: bool | None, delivered: bool | None, value: bool) -> None:
+    decision = resolve_explicit(tag, delivered)
+    assert decision.value == value and not decision.flag
+
+
+def test_repeated_featured_artist_is_not_added_twice() -> None:
+    assert merge_featured(["Wiz Khalifa"], ["wiz khalifa"]) == ("Wiz Khalifa",)
+    assert merge_featured(["Wiz Khalifa"], ["Future", "Wiz  Khalifa"]) == ("Wiz Khalifa", "Future")
