@@ -37,6 +37,7 @@ and named by the hash of that JSON, so one profile always has one version::
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 import re
@@ -362,9 +363,13 @@ class ProfileData:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"),
                           ensure_ascii=True)
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
-        """"p-" and the first 16 hex digits of the JSON's SHA-256."""
+        """"p-" and the first 16 hex digits of the JSON's SHA-256.
+
+        Computed once per profile: serialising a catalog's profile takes a second or more,
+        and every output record names the version.
+        """
         return "p-" + hashlib.sha256(self.to_json().encode("ascii")).hexdigest()[:16]
 
     @classmethod

@@ -144,6 +144,18 @@ def test_version_changes_with_content() -> None:
         [("a", {"artist": "X"}), ("a", {"artist": "X"})]).version
 
 
+def test_the_version_is_serialised_once_per_profile(monkeypatch) -> None:
+    # Every output record names the version; a catalog's profile takes a second to serialise.
+    profile = _spotify_like()
+    calls = []
+    serialise = ProfileData.to_json
+    monkeypatch.setattr(ProfileData, "to_json", lambda self: calls.append(1) or serialise(self))
+
+    versions = {profile.version for _ in range(3)}
+
+    assert len(versions) == 1 and len(calls) == 1
+
+
 def test_wrong_format_is_refused() -> None:
     with pytest.raises(ValueError, match="format"):
         ProfileData.from_json('{"format": 99, "artists": {}, "sources": {}}')
