@@ -27,6 +27,7 @@ too, so that every value-level rule is in one tested place.
 from __future__ import annotations
 
 import datetime
+import functools
 import html
 import re
 import unicodedata
@@ -75,11 +76,19 @@ _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _PLAIN_MS = re.compile(r"[1-9][0-9]*")
 
 
+# Cached by value: stdnum's checks are pure and dominate a validator's cost, a
+# record's code is checked by detection, corrector and typing alike, and codes
+# repeat across a catalog's events. Bounded so a long-running worker stays small.
+_VALIDATOR_CACHE_SIZE = 65536
+
+
+@functools.lru_cache(maxsize=_VALIDATOR_CACHE_SIZE)
 def is_valid_isrc(value: str) -> bool:
     """An ISRC in its 12-character compact form with a known country code."""
     return value == isrc.compact(value) and isrc.is_valid(value)
 
 
+@functools.lru_cache(maxsize=_VALIDATOR_CACHE_SIZE)
 def is_valid_upc(value: str) -> bool:
     """A 12-digit UPC-A or 13-digit EAN-13 with a correct check digit."""
     return (_ASCII_DIGITS.fullmatch(value) is not None and len(value) in (12, 13)
@@ -155,6 +164,9 @@ _SPACE_CONTROLS = frozenset("\t\n\r\x0b\x0c")
 
 def strip_control_chars(value: str) -> Fix:
     """Remove control and format characters (Unicode Cc and Cf)."""
+    if value.isprintable():
+        # No Cc or Cf character is printable: nearly every value stops here (the cost budget).
+        return Fix(value)
     kept = []
     for ch in value:
         if ch in _SPACE_CONTROLS:

@@ -554,6 +554,8 @@ def correct_track(raw_track: Mapping[str, Any], scores: RecordScores, *,
         scored = field_scores.get(name, (CLEAN, 0.0))
         if scored[0] != CLEAN and scored[0] not in FIELD_SPECS[name].classes:
             raise ValueError(f"{scored[0]!r} is not an error class of field {name!r}")
+        if scored[0] == CLEAN:
+            continue  # most fields of most records (the cost budget)
         if name == "title" and scored[0] in TITLE_PARSE_CLASSES:
             continue  # decided by the title parse (stage 5)
         if name in record.settled:

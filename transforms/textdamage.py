@@ -23,6 +23,7 @@ neither) a value has::
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -116,6 +117,9 @@ def repair_mojibake(value: str) -> str | None:
     return fixed
 
 
+# Cached by value: an album's or artist's broken spelling comes back with every
+# track, and its ftfy repair is most of this module's cost. Bounded per worker.
+@functools.lru_cache(maxsize=65536)
 def assess_text(value: str) -> TextAssessment:
     """Reversible mojibake, lost characters, or neither (see the module docstring).
 
