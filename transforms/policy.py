@@ -88,7 +88,7 @@ from transforms.profile import (
     decimal_duration,
     suffix_names_release_year,
 )
-from transforms.textdamage import MOJIBAKE, UNRECOVERABLE_TEXT, assess_text
+from transforms.textdamage import MOJIBAKE, UNRECOVERABLE_TEXT, assess_text, may_be_damaged
 
 PLACEHOLDER = "placeholder"
 ALBUM_IN_TITLE = titleparse.ALBUM_IN_TITLE
@@ -227,8 +227,8 @@ def _apply_text_damage(record: _Record, field_scores: dict[str, tuple[str, float
         value = record.values[name]
         if field_scores.get(name, (CLEAN,))[0] == MOJIBAKE:
             field_scores.pop(name)  # the pre-pass below decides mojibake
-        if not isinstance(value, str):
-            continue
+        if not isinstance(value, str) or not may_be_damaged(value):
+            continue  # not even the cache is asked (the cost budget)
         found = assess_text(value)
         if found.error_class is None or (profile is not None and profile.is_official_form(value)):
             continue
@@ -309,11 +309,7 @@ def _typed_explicit(value: Any) -> bool | None:
     return correctors.parse_explicit(str(value))
 
 
-def _apply_title(record: _Record, scored: tuple[str, float], thresholds: Thresholds) -> None:
-    """Every title malformation parse_title finds, one entry each (stage 5)."""
-    title = record.values["title"]
-    if _blank(title) or "title" in record.settled:
-        return
+def _parse_title(record: _Record, title: str) -> titleparse.TitleParse:
     profile = record.profile
     is_known = profile.is_known_artist if profile is not None else None
     # The title parse runs before the artist's own fixes: "JAY-Z - Song" must also
@@ -325,11 +321,21 @@ def _apply_title(record: _Record, scored: tuple[str, float], thresholds: Thresho
         parsed = titleparse.parse_title(title, artist, is_known, album=record.values["album"])
         if any(step.error_class == titleparse.ARTIST_IN_TITLE for step in parsed.steps):
             break
+    return parsed
+
+
+def _apply_title(record: _Record, scored: tuple[str, float], thresholds: Thresholds) -> None:
+    """Every title malformation parse_title finds, one entry each (stage 5)."""
+    title = record.values["title"]
+    if _blank(title) or "title" in record.settled:
+        return
     error_class, confidence = scored
-    if parsed.reason:
+    # Most titles can hold no part at all, whatever the artist: no parse (the cost budget).
+    parsed = _parse_title(record, title) if titleparse.may_have_parts(title) else None
+    if parsed is not None and parsed.reason:
         record.flag("title", title, titleparse.EXPLICIT_IN_TITLE, 1.0, parsed.reason)
         return
-    if not parsed.steps:
+    if parsed is None or not parsed.steps:
         if error_class in TITLE_PARSE_CLASSES and confidence >= thresholds.apply:
             record.flag("title", title, error_class, confidence,
                         "the model sees this class, but no rule can take it out safely")
@@ -551,11 +557,11 @@ def correct_track(raw_track: Mapping[str, Any], scores: RecordScores, *,
     if _apply_decimal_duration(record):
         record.settled.add("duration_ms")
     for name in _SCORING_ORDER:
-        scored = field_scores.get(name, (CLEAN, 0.0))
-        if scored[0] != CLEAN and scored[0] not in FIELD_SPECS[name].classes:
-            raise ValueError(f"{scored[0]!r} is not an error class of field {name!r}")
-        if scored[0] == CLEAN:
+        scored = field_scores.get(name)
+        if scored is None or scored[0] == CLEAN:
             continue  # most fields of most records (the cost budget)
+        if scored[0] not in FIELD_SPECS[name].classes:
+            raise ValueError(f"{scored[0]!r} is not an error class of field {name!r}")
         if name == "title" and scored[0] in TITLE_PARSE_CLASSES:
             continue  # decided by the title parse (stage 5)
         if name in record.settled:

@@ -61,9 +61,16 @@ _FEAT_TRAILING = re.compile(r"\s+[-–]?\s*(?:feat\.|ft\.|featuring)\s+(?P<names
 _NAME_SEPARATOR = re.compile(r"\s*(?:,|&|\band\b|\+)\s*", re.IGNORECASE)
 _NAME_LEAD = re.compile(rf"^(?:(?:with|{_FEAT_WORD}|&|and)\s+)+", re.IGNORECASE)
 _SEPARATORS = (" - ", " – ", " — ")
-# What every step needs at least one of: a leading digit (track number), a dash
-# (artist/album separators), a closing bracket (tags, album), a featuring word.
-_ANY_PART = re.compile(rf"^[0-9]|[-–—\)\]]|\b{_FEAT_WORD}", re.IGNORECASE)
+# What every step needs at least one of: a leading digit (track number), a
+# spaced dash (the artist separators), a closing bracket ending the title
+# (album, bracketed tags; the title's own end or, once a prefix is off, a
+# stripped stretch up to it), "feat."/"ft."/"featuring" (trailing credit).
+_ANY_PART = re.compile(r"^[0-9]| [-–—] |[\)\]]\s*$|feat\.|ft\.|featuring", re.IGNORECASE)
+# Each pass of the tag loop: the bracketed tags need the title to end in a
+# bracket (``\s`` and ``str.isspace`` are the same set), the trailing credit
+# needs its word.
+_CLOSING = (")", "]")
+_FEAT_TRAILING_WORD = re.compile(r"feat\.|ft\.|featuring", re.IGNORECASE)
 _SPACED_SEPARATOR = re.compile(r"\s+[-–.]|\.\s")
 
 
@@ -156,6 +163,16 @@ def _strip_album(title: str, album: str | None) -> str | None:
     return None
 
 
+def may_have_parts(title: str) -> bool:
+    """False when no step of ``parse_title`` can match ``title``, whatever the
+    artist and album: then it finds nothing.
+
+    >>> may_have_parts("Song - Radio Edit"), may_have_parts("Song-Title (Live) Again")
+    (True, False)
+    """
+    return _ANY_PART.search(title) is not None
+
+
 def parse_title(title: str, artist: str | None = None,
                 is_known: Callable[[str], bool] | None = None,
                 album: str | None = None) -> TitleParse:
@@ -167,7 +184,7 @@ def parse_title(title: str, artist: str | None = None,
     >>> parse_title("99 Luftballons").steps
     ()
     """
-    if _ANY_PART.search(title) is None:
+    if not may_have_parts(title):
         # Nothing any step matches can be there (the cost budget: most titles stop here).
         return TitleParse(title=title)
     steps: list[Step] = []
@@ -194,13 +211,15 @@ def parse_title(title: str, artist: str | None = None,
     featured: list[str] = []
     kinds: set[str] = set()
     while True:
-        if (m := _EXPLICIT_TAG.search(rest)) is not None and m.start() > 0:
+        closes = rest.rstrip()[-1:] in _CLOSING
+        if closes and (m := _EXPLICIT_TAG.search(rest)) is not None and m.start() > 0:
             kinds.add(m.group("kind").lower())
             after = rest[:m.start()].rstrip()
             steps.append(Step(EXPLICIT_IN_TITLE, rest, after))
             rest = after
             continue
-        m = _FEAT_BRACKETED.search(rest) or _FEAT_TRAILING.search(rest)
+        m = ((_FEAT_BRACKETED.search(rest) if closes else None)
+             or (_FEAT_TRAILING.search(rest) if _FEAT_TRAILING_WORD.search(rest) else None))
         if m is not None and m.start() > 0:
             featured.extend(split_featured(m.group("names"), is_known))
             after = rest[:m.start()].rstrip()
