@@ -225,7 +225,8 @@ def _apply_text_damage(record: _Record, field_scores: dict[str, tuple[str, float
     profile = record.profile
     for name in TEXT_FIELDS:
         value = record.values[name]
-        if field_scores.get(name, (CLEAN,))[0] == MOJIBAKE:
+        scored = field_scores.get(name)
+        if scored is not None and scored[0] == MOJIBAKE:
             field_scores.pop(name)  # the pre-pass below decides mojibake
         if not isinstance(value, str) or not may_be_damaged(value):
             continue  # not even the cache is asked (the cost budget)
@@ -312,6 +313,10 @@ def _typed_explicit(value: Any) -> bool | None:
 def _parse_title(record: _Record, title: str) -> titleparse.TitleParse:
     profile = record.profile
     is_known = profile.is_known_artist if profile is not None else None
+    if not titleparse.may_start_with_artist(title):
+        # No artist can be taken off: one parse, whichever artist (the cost budget).
+        return titleparse.parse_title(title, record.values["artist"], is_known,
+                                      album=record.values["album"])
     # The title parse runs before the artist's own fixes: "JAY-Z - Song" must also
     # match an artist delivered as "JAY-Z\u200b" or before a swap.
     artists = [record.values["artist"], record.artist_as_delivered]
@@ -389,12 +394,13 @@ def _apply_date(record: _Record) -> bool:
     value = record.values["release_date"]
     if not isinstance(value, str) or _blank(value):
         return False
+    if correctors.is_valid_iso_date(value):
+        # Most dates; a valid day is never partial (those end in "-00" or lack the day).
+        return False
     partial = correctors.parse_partial_date(value)
     if partial is not None:
         record.partial_date = partial
         return True
-    if correctors.is_valid_iso_date(value):
-        return False
     day, reason = correctors.parse_date(value)
     if day is not None or not reason.startswith(correctors.AMBIGUOUS_DATE):
         return False
@@ -411,7 +417,8 @@ def _apply_date(record: _Record) -> bool:
 def _apply_decimal_duration(record: _Record) -> bool:
     """Stage 9; True when the duration is settled here and the model is not asked."""
     value = record.values["duration_ms"]
-    number = decimal_duration(value) if isinstance(value, str) else None
+    # A decimal has its ".": most durations are plain milliseconds (the cost budget).
+    number = decimal_duration(value) if isinstance(value, str) and "." in value else None
     if number is None or number >= DECIMAL_MINUTES_BELOW:
         return False
     unit = (record.profile.duration_unit(record.source)
@@ -550,8 +557,10 @@ def correct_track(raw_track: Mapping[str, Any], scores: RecordScores, *,
     _apply_title(record, field_scores.get("title", (CLEAN, 0.0)), thresholds)
     _apply_album_year_suffix(record)
     # After the title parse: "06 - SONG (feat. X)" shouts once its tags are off.
-    record.case_texts = [v for v in (record.values[n] for n in TEXT_FIELDS)
-                         if isinstance(v, str) and v.strip()]
+    # Only a case class reads them (the cost budget: most records have none).
+    if any(scored[0] in CASE_CLASSES for scored in field_scores.values()):
+        record.case_texts = [v for v in (record.values[n] for n in TEXT_FIELDS)
+                             if isinstance(v, str) and v.strip()]
     if _apply_date(record):
         record.settled.add("release_date")
     if _apply_decimal_duration(record):
