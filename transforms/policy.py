@@ -88,7 +88,7 @@ from transforms.profile import (
     decimal_duration,
     suffix_names_release_year,
 )
-from transforms.textdamage import MOJIBAKE, UNRECOVERABLE_TEXT, assess_text
+from transforms.textdamage import MOJIBAKE, UNRECOVERABLE_TEXT, assess_text, may_be_damaged
 
 PLACEHOLDER = "placeholder"
 ALBUM_IN_TITLE = titleparse.ALBUM_IN_TITLE
@@ -225,10 +225,11 @@ def _apply_text_damage(record: _Record, field_scores: dict[str, tuple[str, float
     profile = record.profile
     for name in TEXT_FIELDS:
         value = record.values[name]
-        if field_scores.get(name, (CLEAN,))[0] == MOJIBAKE:
+        scored = field_scores.get(name)
+        if scored is not None and scored[0] == MOJIBAKE:
             field_scores.pop(name)  # the pre-pass below decides mojibake
-        if not isinstance(value, str):
-            continue
+        if not isinstance(value, str) or not may_be_damaged(value):
+            continue  # not even the cache is asked (the cost budget)
         found = assess_text(value)
         if found.error_class is None or (profile is not None and profile.is_official_form(value)):
             continue
@@ -309,13 +310,13 @@ def _typed_explicit(value: Any) -> bool | None:
     return correctors.parse_explicit(str(value))
 
 
-def _apply_title(record: _Record, scored: tuple[str, float], thresholds: Thresholds) -> None:
-    """Every title malformation parse_title finds, one entry each (stage 5)."""
-    title = record.values["title"]
-    if _blank(title) or "title" in record.settled:
-        return
+def _parse_title(record: _Record, title: str) -> titleparse.TitleParse:
     profile = record.profile
     is_known = profile.is_known_artist if profile is not None else None
+    if not titleparse.may_start_with_artist(title):
+        # No artist can be taken off: one parse, whichever artist (the cost budget).
+        return titleparse.parse_title(title, record.values["artist"], is_known,
+                                      album=record.values["album"])
     # The title parse runs before the artist's own fixes: "JAY-Z - Song" must also
     # match an artist delivered as "JAY-Z\u200b" or before a swap.
     artists = [record.values["artist"], record.artist_as_delivered]
@@ -325,11 +326,21 @@ def _apply_title(record: _Record, scored: tuple[str, float], thresholds: Thresho
         parsed = titleparse.parse_title(title, artist, is_known, album=record.values["album"])
         if any(step.error_class == titleparse.ARTIST_IN_TITLE for step in parsed.steps):
             break
+    return parsed
+
+
+def _apply_title(record: _Record, scored: tuple[str, float], thresholds: Thresholds) -> None:
+    """Every title malformation parse_title finds, one entry each (stage 5)."""
+    title = record.values["title"]
+    if _blank(title) or "title" in record.settled:
+        return
     error_class, confidence = scored
-    if parsed.reason:
+    # Most titles can hold no part at all, whatever the artist: no parse (the cost budget).
+    parsed = _parse_title(record, title) if titleparse.may_have_parts(title) else None
+    if parsed is not None and parsed.reason:
         record.flag("title", title, titleparse.EXPLICIT_IN_TITLE, 1.0, parsed.reason)
         return
-    if not parsed.steps:
+    if parsed is None or not parsed.steps:
         if error_class in TITLE_PARSE_CLASSES and confidence >= thresholds.apply:
             record.flag("title", title, error_class, confidence,
                         "the model sees this class, but no rule can take it out safely")
@@ -383,12 +394,13 @@ def _apply_date(record: _Record) -> bool:
     value = record.values["release_date"]
     if not isinstance(value, str) or _blank(value):
         return False
+    if correctors.is_valid_iso_date(value):
+        # Most dates; a valid day is never partial (those end in "-00" or lack the day).
+        return False
     partial = correctors.parse_partial_date(value)
     if partial is not None:
         record.partial_date = partial
         return True
-    if correctors.is_valid_iso_date(value):
-        return False
     day, reason = correctors.parse_date(value)
     if day is not None or not reason.startswith(correctors.AMBIGUOUS_DATE):
         return False
@@ -405,7 +417,8 @@ def _apply_date(record: _Record) -> bool:
 def _apply_decimal_duration(record: _Record) -> bool:
     """Stage 9; True when the duration is settled here and the model is not asked."""
     value = record.values["duration_ms"]
-    number = decimal_duration(value) if isinstance(value, str) else None
+    # A decimal has its ".": most durations are plain milliseconds (the cost budget).
+    number = decimal_duration(value) if isinstance(value, str) and "." in value else None
     if number is None or number >= DECIMAL_MINUTES_BELOW:
         return False
     unit = (record.profile.duration_unit(record.source)
@@ -544,18 +557,20 @@ def correct_track(raw_track: Mapping[str, Any], scores: RecordScores, *,
     _apply_title(record, field_scores.get("title", (CLEAN, 0.0)), thresholds)
     _apply_album_year_suffix(record)
     # After the title parse: "06 - SONG (feat. X)" shouts once its tags are off.
-    record.case_texts = [v for v in (record.values[n] for n in TEXT_FIELDS)
-                         if isinstance(v, str) and v.strip()]
+    # Only a case class reads them (the cost budget: most records have none).
+    if any(scored[0] in CASE_CLASSES for scored in field_scores.values()):
+        record.case_texts = [v for v in (record.values[n] for n in TEXT_FIELDS)
+                             if isinstance(v, str) and v.strip()]
     if _apply_date(record):
         record.settled.add("release_date")
     if _apply_decimal_duration(record):
         record.settled.add("duration_ms")
     for name in _SCORING_ORDER:
-        scored = field_scores.get(name, (CLEAN, 0.0))
-        if scored[0] != CLEAN and scored[0] not in FIELD_SPECS[name].classes:
-            raise ValueError(f"{scored[0]!r} is not an error class of field {name!r}")
-        if scored[0] == CLEAN:
+        scored = field_scores.get(name)
+        if scored is None or scored[0] == CLEAN:
             continue  # most fields of most records (the cost budget)
+        if scored[0] not in FIELD_SPECS[name].classes:
+            raise ValueError(f"{scored[0]!r} is not an error class of field {name!r}")
         if name == "title" and scored[0] in TITLE_PARSE_CLASSES:
             continue  # decided by the title parse (stage 5)
         if name in record.settled:

@@ -117,6 +117,16 @@ def repair_mojibake(value: str) -> str | None:
     return fixed
 
 
+def may_be_damaged(value: str) -> bool:
+    """False when ``value`` cannot show any damage: every sign of it is
+    non-ASCII or a "?" (most values, the cost budget).
+
+    >>> may_be_damaged("KAROL G"), may_be_damaged("Why?"), may_be_damaged("Beyoncé")
+    (False, True, True)
+    """
+    return not value.isascii() or "?" in value
+
+
 # Cached by value: an album's or artist's broken spelling comes back with every
 # track, and its ftfy repair is most of this module's cost. Bounded per worker.
 @functools.lru_cache(maxsize=65536)
@@ -126,8 +136,7 @@ def assess_text(value: str) -> TextAssessment:
     Lost characters win over mojibake: "Ã£?â€š" repairs into text with U+FFFD,
     so it is flagged, not reshaped.
     """
-    if value.isascii() and "?" not in value:
-        # Every sign of damage is non-ASCII or a "?": most values stop here (the cost budget).
+    if not may_be_damaged(value):
         return _NONE
     lost = lost_characters(value)
     if lost is not None:

@@ -61,9 +61,11 @@ _FEAT_TRAILING = re.compile(r"\s+[-–]?\s*(?:feat\.|ft\.|featuring)\s+(?P<names
 _NAME_SEPARATOR = re.compile(r"\s*(?:,|&|\band\b|\+)\s*", re.IGNORECASE)
 _NAME_LEAD = re.compile(rf"^(?:(?:with|{_FEAT_WORD}|&|and)\s+)+", re.IGNORECASE)
 _SEPARATORS = (" - ", " – ", " — ")
-# What every step needs at least one of: a leading digit (track number), a dash
-# (artist/album separators), a closing bracket (tags, album), a featuring word.
-_ANY_PART = re.compile(rf"^[0-9]|[-–—\)\]]|\b{_FEAT_WORD}", re.IGNORECASE)
+# Each pass of the tag loop: the bracketed tags need the title to end in a
+# bracket (``\s`` and ``str.isspace`` are the same set), the trailing credit
+# needs its word.
+_CLOSING = (")", "]")
+_FEAT_TRAILING_WORD = re.compile(r"feat\.|ft\.|featuring", re.IGNORECASE)
 _SPACED_SEPARATOR = re.compile(r"\s+[-–.]|\.\s")
 
 
@@ -147,13 +149,46 @@ def _strip_artist(title: str, artist: str | None) -> str | None:
 
 
 def _strip_album(title: str, album: str | None) -> str | None:
-    if not album or not album.strip() or title.casefold() == album.strip().casefold():
+    # Both suffixes end in a bracket, and no character casefolds into one.
+    if not album or title[-1:] not in _CLOSING or not album.strip():
         return None
     name = album.strip().casefold()
+    folded = title.casefold()
+    if folded == name:
+        return None
     for suffix in (f" ({name})", f" [{name}]"):
-        if title.casefold().endswith(suffix) and len(title) > len(suffix):
+        if folded.endswith(suffix) and len(title) > len(suffix):
             return title[:len(title) - len(suffix)]
     return None
+
+
+def may_have_parts(title: str) -> bool:
+    """False when no step of ``parse_title`` can match ``title``, whatever the
+    artist and album: then it finds nothing.
+
+    >>> may_have_parts("Song - Radio Edit"), may_have_parts("Song-Title (Live) Again")
+    (True, False)
+    """
+    # What every step needs at least one of: a leading ASCII digit (the track
+    # number), an artist separator, a closing bracket ending the title (album,
+    # bracketed tags: the title's own end or, once a prefix is off, a stripped
+    # stretch up to it), "feat."/"ft."/"featuring" (the trailing credit; it holds
+    # a "." or an "ng" in some case, and only n/N, g/G match those letters).
+    return ("0" <= title[:1] <= "9"
+            or " - " in title or " – " in title or " — " in title
+            or title.rstrip()[-1:] in _CLOSING
+            or (("." in title or "ng" in title.lower())
+                and _FEAT_TRAILING_WORD.search(title) is not None))
+
+
+def may_start_with_artist(title: str) -> bool:
+    """False when ``title`` holds none of the artist separators: then no artist
+    is taken off it, and ``parse_title`` finds the same whatever the artist.
+
+    >>> may_start_with_artist("Adele - Hello"), may_start_with_artist("Hello (Live)")
+    (True, False)
+    """
+    return any(sep in title for sep in _SEPARATORS)
 
 
 def parse_title(title: str, artist: str | None = None,
@@ -167,7 +202,7 @@ def parse_title(title: str, artist: str | None = None,
     >>> parse_title("99 Luftballons").steps
     ()
     """
-    if _ANY_PART.search(title) is None:
+    if not may_have_parts(title):
         # Nothing any step matches can be there (the cost budget: most titles stop here).
         return TitleParse(title=title)
     steps: list[Step] = []
@@ -194,13 +229,15 @@ def parse_title(title: str, artist: str | None = None,
     featured: list[str] = []
     kinds: set[str] = set()
     while True:
-        if (m := _EXPLICIT_TAG.search(rest)) is not None and m.start() > 0:
+        closes = rest.rstrip()[-1:] in _CLOSING
+        if closes and (m := _EXPLICIT_TAG.search(rest)) is not None and m.start() > 0:
             kinds.add(m.group("kind").lower())
             after = rest[:m.start()].rstrip()
             steps.append(Step(EXPLICIT_IN_TITLE, rest, after))
             rest = after
             continue
-        m = _FEAT_BRACKETED.search(rest) or _FEAT_TRAILING.search(rest)
+        m = ((_FEAT_BRACKETED.search(rest) if closes else None)
+             or (_FEAT_TRAILING.search(rest) if _FEAT_TRAILING_WORD.search(rest) else None))
         if m is not None and m.start() > 0:
             featured.extend(split_featured(m.group("names"), is_known))
             after = rest[:m.start()].rstrip()

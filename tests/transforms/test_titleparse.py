@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from transforms import titleparse
 from transforms.titleparse import (
     ARTIST_IN_TITLE,
     EXPLICIT_IN_TITLE,
     FEATURED_IN_TITLE,
     TRACK_NUMBER_PREFIX,
+    may_have_parts,
     merge_featured,
     parse_title,
     resolve_explicit,
@@ -114,3 +116,26 @@ def test_explicit_without_conflict(tag: bool | None, delivered: bool | None, val
 def test_repeated_featured_artist_is_not_added_twice() -> None:
     assert merge_featured(["Wiz Khalifa"], ["wiz khalifa"]) == ("Wiz Khalifa",)
     assert merge_featured(["Wiz Khalifa"], ["Future", "Wiz  Khalifa"]) == ("Wiz Khalifa", "Future")
+
+
+@pytest.mark.parametrize("title", [
+    "Song-Title (Live) Again", "Go-Go", "Hey Ya! [Radio] Mix", "Feat", "Little Feat Song",
+    "Part 2", "Song –x", "Song -Remix", "(Intro)-Outro",
+])
+@pytest.mark.parametrize("artist", [None, "Song", "Song-Title", "Go", "(Intro)"])
+@pytest.mark.parametrize("album", [None, "Live", "Radio", "Intro"])
+def test_titles_the_pre_check_skips_have_no_part(title: str, artist: str | None,
+                                                 album: str | None,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not may_have_parts(title)
+    # Every step run, as without the pre-check: none finds anything.
+    monkeypatch.setattr(titleparse, "may_have_parts", lambda title: True)
+    assert parse_title(title, artist, album=album).steps == ()
+
+
+@pytest.mark.parametrize("title", [
+    "06 - Song", "Artist - Song", "Song (Album)", "Song [Explicit]  ", "Song feat. X",
+    "Song FT. X", "Song (feat X)\n",
+])
+def test_titles_that_may_hold_a_part_pass_the_pre_check(title: str) -> None:
+    assert may_have_parts(title)
