@@ -9,6 +9,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from model.profilestore import latest_version, load_latest
+from streaming.composites import RecordBatch
 from streaming.kafkaio import KafkaRecord
 from streaming.profile_job import BuildProfile, build_profile_pipeline
 from transforms.profile import build_profile
@@ -27,7 +28,9 @@ TRACKS = [("feed", {"artist": "KAROL G", "title": "Provenza", "release_date": "4
 def test_build_profile_merges_records_as_build_profile_does() -> None:
     with TestPipeline() as p:
         records = [_record(s, **t) for s, t in TRACKS] + [KafkaRecord("t", 0, 1, 0, None, b"{not json")]
-        profile = p | beam.Create(records) | BuildProfile()
+        # As ReadEventLog gives them: batches of records, here two.
+        batches = [RecordBatch((0,), records[:2]), RecordBatch((1,), records[2:])]
+        profile = p | beam.Create(batches) | BuildProfile()
         assert_that(profile | beam.Map(lambda pr: pr.to_json()), equal_to([build_profile(TRACKS).to_json()]))
 
 
