@@ -300,9 +300,11 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
         self._commit_behind: set[tuple[str, int]] = set()
 
     def teardown(self) -> None:
-        for consumer in self._consumers.values():
+        # At shutdown the harness tears the DoFn down from another thread while a bundle
+        # may still open a consumer: close the ones there are, without iterating the live dict.
+        consumers, self._consumers = self._consumers, {}
+        for consumer in list(consumers.values()):
             consumer.close()
-        self._consumers.clear()
 
     def _read_backoff(self, tp: tuple[str, int], error: KafkaClientError) -> float:
         """Seconds to wait before the next attempt; raises once the retry bound is spent."""
