@@ -20,9 +20,7 @@ loses nothing.
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import os
 import re
 import signal
 import sys
@@ -163,30 +161,8 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 }
 
 
-# glibc's mallopt parameter for the most malloc arenas (malloc.h).
-_M_ARENA_MAX = -8
-
-
-def _limit_malloc_arenas(arenas: int = 2) -> None:
-    """Caps glibc's malloc arenas, as ``MALLOC_ARENA_MAX`` would, unless that is set.
-
-    The model runs in a thread of its own beside the bundle thread; glibc gives such
-    threads arenas of their own, and with batches of every size the freed memory stayed
-    fragmented across them: a 15-minute soak grew 1.19 -> 1.6 GB (5.3 MB/min after
-    minute 5), and with two arenas it stayed at 1.2 GB. Elsewhere than glibc, nothing to do.
-    """
-    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None)
-        libc.mallopt(_M_ARENA_MAX, arenas)
-    except (OSError, AttributeError):
-        pass  # not glibc (musl has no mallopt): its allocator has no per-thread arenas to cap
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    _limit_malloc_arenas()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # kafka-python reports every reconnect at INFO; the job logs its own retries.
     logging.getLogger("kafka").setLevel(logging.WARNING)
