@@ -60,9 +60,20 @@ def test_stream_job_corrects_events_while_it_runs(kafka_bootstrap, job_topics, t
         obvious = produce(kafka_bootstrap, job_topics["in"], iter(
             type(messages[0])(e.encode(), _obvious_event(e, f, v), e, None) for e, f, v, _ in OBVIOUS))
         sent += obvious
-        out_t, dead_t = job_topics["out"], job_topics["dead"]
-        seen = read_until(kafka_bootstrap, [out_t, dead_t, job_topics["review"], job_topics["audit"]],
-                          lambda s: len(s[out_t]) + len(s[dead_t]) >= len(sent), 240, job)
+        out_t, dead_t, audit_t = job_topics["out"], job_topics["dead"], job_topics["audit"]
+
+        review_t = job_topics["review"]
+
+        # Review and audit are read beside the outputs, so their records can
+        # arrive after the last output: wait until every output's audit entries
+        # and review copy are in too.
+        def done(s: dict) -> bool:
+            outs = [r for _, r in s[out_t]]
+            return (len(outs) + len(s[dead_t]) >= len(sent)
+                    and len(s[audit_t]) >= sum(len(r["corrections"]) for r in outs)
+                    and len(s[review_t]) >= sum(1 for r in outs if r["review"]))
+
+        seen = read_until(kafka_bootstrap, [out_t, dead_t, review_t, audit_t], done, 240, job)
         assert job.alive(), "outputs must appear while the unbounded job is still running"
     finally:
         job.stop()
@@ -99,7 +110,7 @@ def test_stream_job_corrects_events_while_it_runs(kafka_bootstrap, job_topics, t
 
     # Obvious corruptions are corrected, with an audit entry each.
     by_event = {r["event_id"]: r for r in outputs}
-    audit = [a for _, a in seen[job_topics["audit"]]]
+    audit = [a for _, a in seen[audit_t]]
     for event_id, field, before, after in OBVIOUS:
         track = by_event[event_id]["track"]
         value = track[field].isoformat() if field == "release_date" else track[field]
@@ -108,7 +119,7 @@ def test_stream_job_corrects_events_while_it_runs(kafka_bootstrap, job_topics, t
 
     # Audit has one entry per correction; review holds exactly the flagged records.
     assert len(audit) == sum(len(r["corrections"]) for r in outputs)
-    assert sorted(r["event_id"] for _, r in seen[job_topics["review"]]) == sorted(
+    assert sorted(r["event_id"] for _, r in seen[review_t]) == sorted(
         r["event_id"] for r in outputs if r["review"])
     assert "metafix summary" in log
 
