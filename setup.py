@@ -28,6 +28,8 @@ setup(
         "ftfy==6.3.1",
         "python-stdnum==2.2",
         "python-dateutil==2.9.0.post0",
+        "langcodes==3.5.1",
+        "language_data==1.4.0",
     ],
     entry_points={"console_scripts": ["metafix=streaming.main:main"]},
 )

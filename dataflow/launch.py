@@ -37,18 +37,9 @@ def parameter_names(metadata_file: Path = METADATA_FILE) -> list[str]:
     return [p["name"] for p in json.loads(metadata_file.read_text(encoding="utf-8"))["parameters"]]
 
 
-def metafix_flags(argv: Sequence[str], names: Sequence[str]) -> list[str]:
-    """``--input_topic=x`` -> ``--input-topic=x`` for the template's parameters; the rest unchanged."""
-    renamed = {f"--{name}": "--" + name.replace("_", "-") for name in names}
-    flags = []
-    for arg in argv:
-        flag, sep, value = arg.partition("=")
-        flags.append(renamed.get(flag, flag) + sep + value)
-    return flags
-
-
 def pipeline_options(argv: Sequence[str]) -> PipelineOptions:
-    options = PipelineOptions(metafix_flags(argv, parameter_names()))
+    # Template parameters are snake_case; metafix accepts its flags in that spelling too.
+    options = PipelineOptions(list(argv))
     options.view_as(StandardOptions).streaming = True
     return options
 

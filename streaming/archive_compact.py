@@ -59,7 +59,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from schemas import ARCHIVED_EVENT
 from streaming.composites import METRICS_NAMESPACE
 from streaming.metrics_summary import collect
-from streaming.options import ConfigError, MetafixOptions, parse_time_ms
+from streaming.options import BothSpellings, ConfigError, MetafixOptions, parse_time_ms
 from streaming.runners import with_local_defaults
 
 log = logging.getLogger("metafix")
@@ -476,7 +476,7 @@ class CompactConfig:
 class ArchiveCompactOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
-        g = parser.add_argument_group("metafix archive compact")
+        g = BothSpellings(parser.add_argument_group("metafix archive compact"))
         g.add_argument("--hour", dest="hours", action="append", default=None,
                        help="compact this hour, dt=YYYY-MM-DD/hour=HH, closed or not (repeatable)")
         g.add_argument("--closed-before", dest="closed_before", default=None,

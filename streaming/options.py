@@ -39,10 +39,29 @@ class ConfigError(ValueError):
     """A bad option: the message is shown to the user as is."""
 
 
+class BothSpellings:
+    """An argument group whose flags are also accepted as Beam spells its own: --input_topic.
+
+    Beam's options and Dataflow template parameters are snake_case, so a template or a
+    script can pass metafix flags without renaming them.
+    """
+
+    def __init__(self, group: argparse._ArgumentGroup) -> None:
+        self._group = group
+
+    def add_argument(self, *flags: str, **kwargs: Any) -> argparse.Action:
+        snake = ["--" + f[2:].replace("-", "_") for f in flags if f.startswith("--") and "-" in f[2:]]
+        # A Beam option of the same spelling and destination (KafkaStreamsRunnerOptions'
+        # --bootstrap_servers) already fills this option; any other clash is an error.
+        taken = self._group._option_string_actions  # argparse keeps no public view of it
+        snake = [f for f in snake if f not in taken or taken[f].dest != kwargs.get("dest")]
+        return self._group.add_argument(*flags, *snake, **kwargs)
+
+
 class MetafixOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
-        g = parser.add_argument_group("metafix")
+        g = BothSpellings(parser.add_argument_group("metafix"))
         g.add_argument("--bootstrap-servers", dest="bootstrap_servers", help="Kafka bootstrap servers, host:port[,host:port]")
         g.add_argument("--input-topic", dest="input_topic", help="Topic of catalog-update events")
         g.add_argument("--output-topic", dest="output_topic", help="Topic for corrected records")

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ftfy
+import langcodes
 from dateutil import parser as dateutil_parser
 from stdnum import ean, isrc
 
@@ -680,21 +681,9 @@ _TRUE = frozenset(["true", "t", "1", "yes", "y", "explicit", "e"])
 _FALSE = frozenset(["false", "f", "0", "no", "n", "clean", "not explicit", "notexplicit", "c"])
 _TRACK_NUMBER = re.compile(r"0*([0-9]{1,4})(?:\s*(?:/|of)\s*[0-9]{1,4})?", re.IGNORECASE)
 
-# Language names and ISO 639-2 codes feeds send, onto ISO 639-1.
-_LANGUAGES: dict[str, str] = {}
-for _code, _names in {
-    "ar": "ara arabic", "da": "dan danish dansk", "de": "deu ger german deutsch",
-    "el": "ell gre greek", "en": "eng english", "es": "spa spanish español espanol",
-    "fi": "fin finnish suomi", "fr": "fra fre french français francais",
-    "hi": "hin hindi", "it": "ita italian italiano", "ja": "jpn jap japanese", "la": "lat latin",
-    "ko": "kor korean", "nl": "nld dut dutch nederlands", "no": "nor norwegian norsk",
-    "pl": "pol polish polski", "pt": "por portuguese português portugues",
-    "ru": "rus russian", "sv": "swe swedish svenska", "tr": "tur turkish",
-    "zh": "zho chi chinese",
-}.items():
-    for _name in _names.split():
-        _LANGUAGES[_name] = _code
-_LANGUAGE_TAG = re.compile(r"([a-z]{2})(?:[-_][a-z0-9]{2,8})*")
+# Abbreviations feeds send that are neither a language tag nor a language name
+# ("Jap." is not ISO 639; "Ger." and "Fre." are, as ISO 639-2/B codes).
+_LANGUAGE_ALIASES = {"jap": "ja"}
 
 
 def parse_explicit(value: str) -> bool | None:
@@ -715,16 +704,39 @@ def parse_track_number(value: str) -> int | None:
     return int(m.group(1))
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_language(value: str) -> str | None:
-    """Lower-case ISO 639-1: "EN", "en-US", "eng", "Eng.", "English" -> "en".
+    """The language subtag of a valid BCP 47 tag, in its shortest standard form.
 
-    A trailing dot is dropped only when what is left is a name or code in the
-    table ("Eng.", "Fre.", "Jap."), so the mapping stays exact.
+    "EN", "en-US", "pt_BR", "eng", "Eng.", "ger", "English", "Deutsch" -> "en"/"pt"/"de";
+    codes without a two-letter form stay three letters ("yue", "fil"); names are
+    looked up in any language (langcodes). None for what is not a language: "xx",
+    "Englsh", "Elvish". A trailing dot is dropped only when what is left is a
+    language, so "Eng." maps and "E." does not.
     """
-    text = value.strip().casefold()
-    if text.endswith(".") and text[:-1] in _LANGUAGES:
-        return _LANGUAGES[text[:-1]]
-    if text in _LANGUAGES:
-        return _LANGUAGES[text]
-    m = _LANGUAGE_TAG.fullmatch(text)
-    return m.group(1) if m else None
+    text = value.strip().strip("[]").strip()
+    for candidate in (text, text[:-1] if text.endswith(".") else None):
+        if candidate:
+            code = _language_subtag(candidate)
+            if code is not None:
+                return code
+    return None
+
+
+def _language_subtag(text: str) -> str | None:
+    alias = _LANGUAGE_ALIASES.get(text.casefold())
+    if alias is not None:
+        return alias
+    try:
+        language = langcodes.Language.get(langcodes.standardize_tag(text))
+    except (langcodes.LanguageTagError, ValueError):
+        language = None
+    if language is not None and language.is_valid() and language.language:
+        return language.language
+    if not text.replace(" ", "").isalpha() or len(text) <= 3:
+        # A short word is a code or nothing: langcodes would read "EN" as a name ("Enets").
+        return None
+    try:
+        return langcodes.find(text).language
+    except LookupError:
+        return None

@@ -100,9 +100,9 @@ def test_every_template_parameter_is_a_metafix_flag() -> None:
     assert len(set(names)) == len(names)
     known = MetafixOptions([]).get_all_options(retain_unknown_options=False)
     for name in names:
-        # Parsing the dashed flag sets exactly that option.
+        # The parameter, passed as Beam passes template parameters, sets exactly that option.
         value = "gs://b/x" if name in ("model_dir", "archive_dir") else "1"
-        parsed = MetafixOptions(launch.metafix_flags([f"--{name}={value}"], names))
+        parsed = MetafixOptions([f"--{name}={value}"])
         assert name in known and getattr(parsed, name) in (value, 1, 1.0), name
 
 

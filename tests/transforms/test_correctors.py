@@ -379,7 +379,13 @@ def test_parse_track_number(text: str, value: int | None) -> None:
 
 @pytest.mark.parametrize("text,code", [
     ("en", "en"), ("EN", "en"), ("en-US", "en"), ("pt_BR", "pt"), ("English", "en"),
-    ("eng", "en"), ("Português", "pt"), ("deu", "de"), ("zxx", None), ("Klingon", None),
+    ("eng", "en"), ("Português", "pt"), ("deu", "de"), ("Deutsch", "de"), ("ENGLISH", "en"),
+    # ISO 639-2/B codes and the abbreviations MusicBrainz sources write.
+    ("Eng.", "en"), ("Ger.", "de"), ("Fre.", "fr"), ("Jap.", "ja"), ("iw", "he"),
+    # Valid BCP 47 without a two-letter form: kept as they are.
+    ("yue", "yue"), ("fil", "fil"), ("zxx", "zxx"), ("[Multiple languages]", "mul"),
+    # Not a language: no guessing, the policy flags them.
+    ("xx", None), ("Englsih", None), ("Elvish", None), ("E.", None), ("zh-", None),
 ])
 def test_normalize_language(text: str, code: str | None) -> None:
     assert normalize_language(text) == code
