@@ -31,5 +31,5 @@ setup(
         "langcodes==3.5.1",
         "language_data==1.4.0",
     ],
-    entry_points={"console_scripts": ["metafix=streaming.main:main"]},
+    entry_points={"console_scripts": ["metafix=streaming.cli:main"]},
 )

@@ -381,7 +381,7 @@ def write_event_log(path: Path, n: int) -> None:
 def bench_replay(model_dir: str, log: Path, workers: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.avro"
-        args = [sys.executable, "-m", "streaming.main", "replay", "--input", str(log), "--output", str(out),
+        args = [sys.executable, "-m", "streaming.cli", "replay", "--input", str(log), "--output", str(out),
                 "--format", "avro", "--model-dir", model_dir]
         if workers > 1:
             args += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]

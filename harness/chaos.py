@@ -2,7 +2,7 @@
 
     python -m harness.chaos [--events 20000] [--model-dir DIR] [--only crash,broker,...]
 
-(``make chaos``.) Each scenario runs the real job (``python -m streaming.main stream`` in
+(``make chaos``.) Each scenario runs the real job (``python -m streaming.cli stream`` in
 a child process leading a session of its own, on the local runner) against a real broker,
 injects one fault and then accounts for every input record by its coordinates
 (partition, offset): it must come out on the output topic (a ``CorrectedRecord`` whose

@@ -45,7 +45,7 @@ class StreamJob:
     def __init__(self, bootstrap: str, topics: Mapping[str, str], model_dir: str | Path, log_path: Path,
                  *extra: str, group_id: str | None = None, env: Mapping[str, str] | None = None):
         self.command = [
-            sys.executable, "-m", "streaming.main", "stream",
+            sys.executable, "-m", "streaming.cli", "stream",
             "--bootstrap-servers", bootstrap,
             "--input-topic", topics["in"], "--output-topic", topics["out"],
             "--review-topic", topics["review"], "--audit-topic", topics["audit"],

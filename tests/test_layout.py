@@ -30,8 +30,9 @@ INSTALLED = ("schemas", "transforms", "model", "streaming")
 LAYERS = ("schemas", "transforms", "model", "model.training", "streaming")
 NOT_INSTALLED = ("harness", "bench", "dataflow", "tests")
 # Modules that import TensorFlow at load time: training imports them inside the functions
-# that need them, so that `metafix --help` and the job's start stay quick.
-LATE_IMPORTS = {"model.training.preprocessing"}
+# that need them, so that `metafix --help` and the job's start stay quick, and the
+# `metafix` command (streaming.cli) only once it has capped glibc's malloc arenas.
+LATE_IMPORTS = {"model.training.preprocessing", "streaming.main"}
 # Pure field logic and the serving contract run without Beam or TensorFlow.
 NO_FRAMEWORKS = ("schemas", "transforms", "model.signature")
 

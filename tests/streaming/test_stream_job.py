@@ -8,6 +8,7 @@ while the job is still running.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -75,6 +76,9 @@ def test_stream_job_corrects_events_while_it_runs(kafka_bootstrap, job_topics, t
 
         seen = read_until(kafka_bootstrap, [out_t, dead_t, review_t, audit_t], done, 240, job)
         assert job.alive(), "outputs must appear while the unbounded job is still running"
+        # The command caps glibc's malloc arenas for itself (resident memory stays flat).
+        environ = Path(f"/proc/{job.pid}/environ").read_bytes().split(b"\0")
+        assert b"MALLOC_ARENA_MAX=2" in environ
     finally:
         job.stop()
     log = job.log_text()
