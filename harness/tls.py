@@ -19,7 +19,7 @@ DAYS = "2"
 
 
 @dataclass(frozen=True)
-class TestPki:
+class LocalPki:
     ca: Path
     keystore: Path
     other_ca: Path
@@ -37,7 +37,7 @@ def _make_ca(directory: Path, name: str) -> None:
              "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=directory)
 
 
-def make_test_pki(directory: Path) -> TestPki:
+def make_test_pki(directory: Path) -> LocalPki:
     directory.mkdir(parents=True, exist_ok=True)
     _make_ca(directory, "metafix-test-ca")
     _make_ca(directory, "metafix-other-ca")
@@ -54,4 +54,4 @@ def make_test_pki(directory: Path) -> TestPki:
     keystore = directory / "broker-keystore.pem"
     keystore.write_text("".join((directory / name).read_text()
                                 for name in ("broker.key", "broker.pem", "metafix-test-ca.pem")))
-    return TestPki(directory / "metafix-test-ca.pem", keystore, directory / "metafix-other-ca.pem")
+    return LocalPki(directory / "metafix-test-ca.pem", keystore, directory / "metafix-other-ca.pem")
