@@ -4,6 +4,7 @@
     pki.ca            # the CA certificate clients trust (--ssl-cafile)
     pki.keystore      # the broker's PKCS#8 key + certificate chain (Kafka's PEM keystore)
     pki.other_ca      # a CA that signed nothing the broker has: a client trusting it must fail
+    pki.elsewhere     # a keystore from the right CA for another host (broker.invalid) only
 
 The broker certificate names DNS:localhost and IP:127.0.0.1, so clients connect with
 hostname verification on, as they do against a production cluster.
@@ -23,6 +24,7 @@ class LocalPki:
     ca: Path
     keystore: Path
     other_ca: Path
+    elsewhere: Path
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -37,21 +39,31 @@ def _make_ca(directory: Path, name: str) -> None:
              "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=directory)
 
 
-def make_test_pki(directory: Path) -> LocalPki:
-    directory.mkdir(parents=True, exist_ok=True)
-    _make_ca(directory, "metafix-test-ca")
-    _make_ca(directory, "metafix-other-ca")
-    (directory / "broker.ext").write_text(
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+def _issue(directory: Path, stem: str, subject_alt_name: str) -> Path:
+    """A key and a certificate from the test CA, as one PEM keystore (key, certificate, CA)."""
+    (directory / f"{stem}.ext").write_text(
+        f"subjectAltName={subject_alt_name}\n"
         "extendedKeyUsage=serverAuth\n"
         "keyUsage=critical,digitalSignature,keyEncipherment\n"
     )
     # openssl 3 writes new keys as unencrypted PKCS#8, the form Kafka's PEM keystore reads.
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key", "-out", "broker.csr",
-             "-subj", "/CN=localhost", cwd=directory)
-    _openssl("x509", "-req", "-in", "broker.csr", "-CA", "metafix-test-ca.pem", "-CAkey", "metafix-test-ca.key",
-             "-CAcreateserial", "-out", "broker.pem", "-days", DAYS, "-extfile", "broker.ext", cwd=directory)
-    keystore = directory / "broker-keystore.pem"
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{stem}.key", "-out", f"{stem}.csr",
+             "-subj", f"/CN={stem}", cwd=directory)
+    _openssl("x509", "-req", "-in", f"{stem}.csr", "-CA", "metafix-test-ca.pem", "-CAkey", "metafix-test-ca.key",
+             "-CAcreateserial", "-out", f"{stem}.pem", "-days", DAYS, "-extfile", f"{stem}.ext", cwd=directory)
+    keystore = directory / f"{stem}-keystore.pem"
     keystore.write_text("".join((directory / name).read_text()
-                                for name in ("broker.key", "broker.pem", "metafix-test-ca.pem")))
-    return LocalPki(directory / "metafix-test-ca.pem", keystore, directory / "metafix-other-ca.pem")
+                                for name in (f"{stem}.key", f"{stem}.pem", "metafix-test-ca.pem")))
+    return keystore
+
+
+def make_test_pki(directory: Path) -> LocalPki:
+    directory.mkdir(parents=True, exist_ok=True)
+    _make_ca(directory, "metafix-test-ca")
+    _make_ca(directory, "metafix-other-ca")
+    return LocalPki(
+        ca=directory / "metafix-test-ca.pem",
+        keystore=_issue(directory, "broker", "DNS:localhost,IP:127.0.0.1"),
+        other_ca=directory / "metafix-other-ca.pem",
+        elsewhere=_issue(directory, "elsewhere", "DNS:broker.invalid"),
+    )

@@ -9,6 +9,7 @@ with a one-line message the CLI prints before exiting non-zero.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from streaming.secret_sources import (
 )
 from transforms.codec import DEFAULT_MAX_PAYLOAD_BYTES
 
+log = logging.getLogger("metafix")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = str(REPO_ROOT / "model" / "export")
 SECURITY_FLAGS = (
@@ -238,6 +240,9 @@ def _password(o: MetafixOptions, environ: Mapping[str, str]) -> dict[str, str]:
     except SecretError as e:
         raise ConfigError(str(e)) from e
     if o.sasl_plain_password:
+        # Beam also hands every known option to the runner, which shows them (Prism's UI, Dataflow's).
+        log.warning("--sasl-plain-password shows in ps and in the runner's pipeline options: give the password "
+                    "with --sasl-plain-password-file, $%s or --kafka-config instead", PASSWORD_ENV)
         return {}
     if environ.get(PASSWORD_ENV):
         return {"sasl_plain_password": environ[PASSWORD_ENV]}

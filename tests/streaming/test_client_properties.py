@@ -236,3 +236,10 @@ def test_an_unsupported_key_ends_the_command_with_one_line_and_code_2(capsys: py
     assert err.strip().splitlines() == [
         "metafix stream: --kafka-property: unknown or unsupported Kafka client property 'sasl.kerberos.service.name'"
     ]
+
+
+def test_a_password_on_the_command_line_still_works_and_warns(caplog: pytest.LogCaptureFixture) -> None:
+    settings = kafka_settings(options("--bootstrap-servers", "b:1", "--sasl-plain-password", "argv-pw"),
+                              environ={PASSWORD_ENV: "env-pw"})
+    assert settings.security.password() == "argv-pw"
+    assert "shows in ps" in caplog.text and "argv-pw" not in caplog.text

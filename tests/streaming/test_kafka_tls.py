@@ -1,14 +1,17 @@
 """SASL_SSL as managed Kafka services run it: a broker certificate from a test CA, SASL/PLAIN
 users, hostname verification on, and a password that never shows on a command line.
 
-The broker is one of this module's own (harness/local_kafka.py with a SASL_SSL listener on
-$METAFIX_TEST_TLS_KAFKA_PORT + 1, default 19394); its PLAINTEXT listener stays for the
-test's own producers and readers.
+The preflight's TLS check first meets a bare TLS server (no broker). Then a broker of this
+module's own: harness/local_kafka.py with a SASL_SSL listener on $METAFIX_TEST_TLS_KAFKA_PORT
++ 1 (default 19394); its PLAINTEXT listener stays for the test's own producers and readers.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import ssl
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +28,6 @@ from streaming import preflight
 from streaming.kafka_clients import CLIENT_NAMES, ConsumerSettings, KafkaSecurity, kafka_client
 from streaming.options import ConfigError, KafkaSettings
 from streaming.secret_sources import PASSWORD_ENV
-
-pytestmark = pytest.mark.kafka
 
 USER = "metafix-job"
 # Distinctive, so that a search of logs and outputs cannot miss it or match by chance.
@@ -56,6 +57,47 @@ def sasl_ssl(broker: LocalKafka, ca: Path, password: str = PASSWORD, client: str
         sasl_plain_password=password, ssl_cafile=str(ca)), client)
 
 
+class TlsServer(threading.Thread):
+    """Accepts one connection on 127.0.0.1 and makes the TLS handshake with ``keystore``."""
+
+    def __init__(self, keystore: Path):
+        super().__init__(daemon=True)
+        self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._context.load_cert_chain(keystore)
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.bootstrap = f"127.0.0.1:{self._socket.getsockname()[1]}"
+
+    def run(self) -> None:
+        connection, _ = self._socket.accept()
+        try:
+            with self._context.wrap_socket(connection, server_side=True):
+                pass
+        except OSError:
+            pass  # the client refused the certificate
+        finally:
+            self._socket.close()
+
+
+@pytest.mark.parametrize(("keystore", "check_hostname", "error"), [
+    ("keystore", True, None),
+    ("elsewhere", True, "IP address mismatch"),
+    ("elsewhere", False, None),
+])
+def test_the_tls_preflight_verifies_the_ca_and_the_host_name(pki: LocalPki, keystore: str, check_hostname: bool,
+                                                               error: str | None) -> None:
+    server = TlsServer(getattr(pki, keystore))
+    server.start()
+    settings = KafkaSettings(server.bootstrap, KafkaSecurity(security_protocol="SSL", ssl_cafile=str(pki.ca),
+                                                             ssl_check_hostname=check_hostname))
+    if error is None:
+        preflight.check_tls(settings)
+    else:
+        with pytest.raises(ConfigError, match=error):
+            preflight.check_tls(settings)
+    server.join(timeout=10)
+
+
+@pytest.mark.kafka
 @pytest.mark.parametrize("client", CLIENT_NAMES)
 def test_both_clients_connect_through_sasl_ssl_with_hostname_verification(
         tls_broker: LocalKafka, pki: LocalPki, client: str) -> None:
@@ -72,6 +114,7 @@ def test_both_clients_connect_through_sasl_ssl_with_hostname_verification(
         metadata.close()
 
 
+@pytest.mark.kafka
 def test_a_wrong_ca_or_password_fails_the_preflight_with_one_line(tls_broker: LocalKafka, pki: LocalPki) -> None:
     with pytest.raises(ConfigError) as wrong_ca:
         preflight.existing_topics(sasl_ssl(tls_broker, pki.other_ca))
@@ -96,6 +139,7 @@ def process_tree_cmdlines(pid: int) -> list[str]:
     return lines
 
 
+@pytest.mark.kafka
 @pytest.mark.prism
 @pytest.mark.slow
 def test_the_job_runs_through_sasl_ssl_and_the_password_shows_nowhere(
