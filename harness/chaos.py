@@ -715,9 +715,17 @@ class SaslKafka(LocalKafka):
             raise RuntimeError(f"creating SCRAM credentials failed: {errors}")
 
 
-def sasl_args(user: str, password: str) -> list[str]:
+def sasl_args(user: str, password_file: Path) -> list[str]:
+    # The password goes by file: a command line shows in ps.
     return ["--security-protocol", "SASL_PLAINTEXT", "--sasl-mechanism", SASL_MECHANISM,
-            "--sasl-plain-username", user, "--sasl-plain-password", password]
+            "--sasl-plain-username", user, "--sasl-plain-password-file", str(password_file)]
+
+
+def _password_file(path: Path, password: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(password)
+    path.chmod(0o600)
+    return path
 
 
 def sasl_end_to_end(env: Env, events: int = 5000, seed: int = 26) -> ScenarioResult:
@@ -730,11 +738,13 @@ def sasl_end_to_end(env: Env, events: int = 5000, seed: int = 26) -> ScenarioRes
     checks: dict[str, Any] = {}
     try:
         topics = create_job_topics(broker.bootstrap, "sasl")
-        wrong = env.job(topics, "sasl-wrong", *sasl_args(user, wrong_password),
+        wrong_file = _password_file(env.workdir / "sasl-wrong-password", wrong_password)
+        wrong = env.job(topics, "sasl-wrong", *sasl_args(user, wrong_file),
                         bootstrap=broker.sasl_bootstrap).start()
         checks["wrong_password_exit"] = wrong.wait(120)
         checks["wrong_password_output"] = [line for line in wrong.log_text().splitlines() if line.strip()]
-        job = env.job(topics, "sasl", *sasl_args(user, password), "--metrics-file", str(metrics_file),
+        password_file = _password_file(env.workdir / "sasl-password", password)
+        job = env.job(topics, "sasl", *sasl_args(user, password_file), "--metrics-file", str(metrics_file),
                       bootstrap=broker.sasl_bootstrap).start()
         rss = RssSampler(job)
         rss.start()

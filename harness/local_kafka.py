@@ -23,6 +23,7 @@ import sys
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from kafka import KafkaAdminClient
@@ -55,16 +56,49 @@ class LocalKafkaError(RuntimeError):
     """The local broker could not be started, reached or stopped."""
 
 
+@dataclass(frozen=True)
+class SaslSslListener:
+    """A second listener, SASL_SSL with SASL/PLAIN, as managed Kafka services run them.
+
+    `keystore` is a PEM file with the broker's PKCS#8 key and its certificate chain
+    (harness/tls.py makes one); `users` maps user names to passwords.
+    """
+
+    port: int
+    keystore: Path
+    users: Mapping[str, str]
+
+    def properties(self) -> dict[str, str]:
+        users = " ".join(f'user_{user}="{_jaas_quoted(pw)}"' for user, pw in self.users.items())
+        prefix = "listener.name.sasl_ssl."
+        return {
+            "sasl.enabled.mechanisms": "PLAIN",
+            f"{prefix}plain.sasl.jaas.config":
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};",
+            f"{prefix}ssl.keystore.type": "PEM",
+            f"{prefix}ssl.keystore.location": str(self.keystore),
+        }
+
+
+def _jaas_quoted(text: str) -> str:
+    # Escaping would have to survive both the properties and the JAAS syntax: test passwords need none.
+    if any(c in text for c in '"\\\n'):
+        raise ValueError("a SASL_SSL test password may not contain quotes, backslashes or newlines")
+    return text
+
+
 def broker_properties(
     port: int,
     controller_port: int,
     log_dir: Path,
     extra: Mapping[str, str] | None = None,
+    sasl_ssl: SaslSslListener | None = None,
 ) -> dict[str, str]:
     """server.properties for a combined broker+controller node; `extra` overrides or adds keys.
 
-    A SASL listener, for instance, is added by passing its `listeners`,
-    `listener.security.protocol.map` and `listener.name.*` entries in `extra`.
+    `sasl_ssl` adds a SASL_SSL listener next to the PLAINTEXT one, which stays for the
+    broker itself and for admin clients. Other listeners (SCRAM, say) are added by passing
+    their `listeners`, `listener.security.protocol.map` and `listener.name.*` entries in `extra`.
     """
     props = {
         "process.roles": "broker,controller",
@@ -90,6 +124,11 @@ def broker_properties(
         "group.initial.rebalance.delay.ms": "0",
         "log.segment.bytes": str(16 * 1024 * 1024),
     }
+    if sasl_ssl is not None:
+        props["listeners"] += f",SASL_SSL://{HOST}:{sasl_ssl.port}"
+        props["advertised.listeners"] += f",SASL_SSL://{HOST}:{sasl_ssl.port}"
+        props["listener.security.protocol.map"] += ",SASL_SSL:SASL_SSL"
+        props.update(sasl_ssl.properties())
     props.update(extra or {})
     return props
 
@@ -187,11 +226,18 @@ class LocalKafka:
         state_dir: Path = DEFAULT_STATE_DIR,
         extra_properties: Mapping[str, str] | None = None,
         heap: str = "512m",
+        sasl_ssl: SaslSslListener | None = None,
     ) -> None:
         self.port = port
         self.state_dir = Path(state_dir)
         self.extra_properties = dict(extra_properties or {})
         self.heap = heap
+        self.sasl_ssl = sasl_ssl
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str:
+        assert self.sasl_ssl is not None, "this broker has no SASL_SSL listener"
+        return f"{HOST}:{self.sasl_ssl.port}"
 
     @property
     def bootstrap(self) -> str:
@@ -241,7 +287,7 @@ class LocalKafka:
         classpath = resolve_classpath()
         self.home.mkdir(parents=True, exist_ok=True)
         props = broker_properties(
-            self.port, self._controller_port(), self._data_dir, self.extra_properties
+            self.port, self._controller_port(), self._data_dir, self.extra_properties, self.sasl_ssl
         )
         self._properties_file.write_text(render_properties(props))
         log4j = self.home / "log4j2.properties"

@@ -26,6 +26,9 @@ import kafka
 import kafka.errors
 from kafka.structs import OffsetAndMetadata
 
+from streaming.client_properties import PASSTHROUGH
+from streaming.secret_sources import secret_manager_value
+
 ClientName = Literal["confluent", "kafka-python"]
 CLIENT_NAMES: tuple[ClientName, ...] = ("confluent", "kafka-python")
 # The benchmark's choice (bench/run.py, README "Performance"): librdkafka produces and
@@ -48,7 +51,13 @@ _LIBRDKAFKA_NAMES = {
 
 @dataclass(frozen=True, repr=False)
 class KafkaSecurity:
-    """Client security settings (kafka-python's names); secrets never reach a log."""
+    """Client security settings (kafka-python's names); secrets never reach a log.
+
+    ``sasl_plain_password_secret`` names a Secret Manager secret read (once per process)
+    when a client is made, so that only its name travels with the pipeline.
+    ``properties`` are further settings from ``--kafka-config`` under their Java names
+    (``client_properties.PASSTHROUGH``), given to each client under its own name.
+    """
 
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
@@ -59,11 +68,25 @@ class KafkaSecurity:
     ssl_keyfile: str | None = None
     ssl_password: str | None = None
     ssl_check_hostname: bool = True
+    sasl_plain_password_secret: str | None = None
+    properties: tuple[tuple[str, str], ...] = ()
+
+    def password(self) -> str | None:
+        """The SASL password, read from Secret Manager when only the secret's name is known."""
+        if self.sasl_plain_password is None and self.sasl_plain_password_secret is not None:
+            return secret_manager_value(self.sasl_plain_password_secret)
+        return self.sasl_plain_password
 
     def client_kwargs(self) -> dict[str, Any]:
         """kafka-python keyword arguments."""
-        settings = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {name: value for name, value in settings.items() if value is not None}
+        settings = {name: getattr(self, name) for name in _KAFKA_PYTHON_FIELDS}
+        settings["sasl_plain_password"] = self.password()
+        kwargs = {name: value for name, value in settings.items() if value is not None}
+        for key, value in self.properties:
+            entry = PASSTHROUGH[key]
+            if entry.kafka_python is not None:
+                kwargs[entry.kafka_python] = entry.value(value)
+        return kwargs
 
     def librdkafka_config(self) -> dict[str, Any]:
         """The same settings as librdkafka configuration properties."""
@@ -74,6 +97,10 @@ class KafkaSecurity:
         }
         if self.security_protocol.upper() in ("SSL", "SASL_SSL"):
             config["ssl.endpoint.identification.algorithm"] = "https" if self.ssl_check_hostname else "none"
+        for key, value in self.properties:
+            entry = PASSTHROUGH[key]
+            if entry.librdkafka is not None:
+                config[entry.librdkafka] = value
         return config
 
     def __repr__(self) -> str:
@@ -83,6 +110,11 @@ class KafkaSecurity:
             if value is not None and f.default != value:
                 shown.append(f"{f.name}={'***' if f.name in _SECRET_FIELDS else repr(value)}")
         return f"KafkaSecurity({', '.join(shown)})"
+
+
+_KAFKA_PYTHON_FIELDS = tuple(
+    f.name for f in fields(KafkaSecurity) if f.name not in ("sasl_plain_password_secret", "properties")
+)
 
 
 @dataclass(frozen=True)

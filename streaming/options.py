@@ -9,8 +9,9 @@ with a one-line message the CLI prints before exiting non-zero.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,9 +19,22 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from streaming.client_properties import (
+    ClientPropertyError,
+    map_properties,
+    parse_overrides,
+    parse_properties,
+)
 from streaming.kafka_clients import CLIENT_NAMES, DEFAULT_CLIENT, ClientName, KafkaSecurity
+from streaming.secret_sources import (
+    PASSWORD_ENV,
+    SecretError,
+    read_secret_file,
+    secret_version_name,
+)
 from transforms.codec import DEFAULT_MAX_PAYLOAD_BYTES
 
+log = logging.getLogger("metafix")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = str(REPO_ROOT / "model" / "export")
 SECURITY_FLAGS = (
@@ -107,6 +121,16 @@ class MetafixOptions(PipelineOptions):
         for flag in SECURITY_FLAGS:
             g.add_argument("--" + flag.replace("_", "-"), dest=flag, default=None,
                            help=f"Kafka {flag} (passed to kafka-python; never logged)")
+        g.add_argument("--kafka-config", dest="kafka_config", default=None,
+                       help="Kafka client settings in the Java client.properties format (as the Kafka CLIs' "
+                            "--command-config); the flags above override it")
+        g.add_argument("--kafka-property", dest="kafka_property", action="append", default=None,
+                       help="key=value, repeatable: a client setting that overrides --kafka-config (no secrets)")
+        g.add_argument("--sasl-plain-password-file", dest="sasl_plain_password_file", default=None,
+                       help=f"Read the SASL password from this file (else ${PASSWORD_ENV}, else --kafka-config)")
+        g.add_argument("--sasl-plain-password-secret", dest="sasl_plain_password_secret", default=None,
+                       help="Secret Manager secret with the SASL password (projects/P/secrets/S[/versions/V]), "
+                            "read by each worker")
 
 
 def parse_time_ms(text: str) -> int:
@@ -181,11 +205,67 @@ def _check_thresholds(o: MetafixOptions) -> None:
         raise ConfigError("--profile-refresh-s must be positive")
 
 
-def kafka_settings(o: MetafixOptions) -> KafkaSettings:
-    if not o.bootstrap_servers:
+def read_kafka_config(path: str) -> dict[str, str]:
+    """The properties of a ``--kafka-config`` file (UTF-8; Latin-1, Java's own reading, as a fallback)."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise ConfigError(f"--kafka-config: cannot read {path}: {e.strerror}") from e
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    try:
+        return parse_properties(text)
+    except ClientPropertyError as e:
+        raise ConfigError(f"--kafka-config {path}: {e}") from e
+
+
+def kafka_settings(o: MetafixOptions, environ: Mapping[str, str] = os.environ) -> KafkaSettings:
+    """Kafka settings from, lowest precedence first: --kafka-config, --kafka-property, the flags.
+
+    The SASL password comes from the first of: --sasl-plain-password-file,
+    --sasl-plain-password-secret (read where a client is made), --sasl-plain-password,
+    $METAFIX_SASL_PLAIN_PASSWORD, the properties file.
+    """
+    properties = read_kafka_config(o.kafka_config) if o.kafka_config else {}
+    try:
+        properties |= parse_overrides(o.kafka_property or [])
+        mapped = map_properties(properties, o.kafka_client)
+    except ClientPropertyError as e:
+        source = f"--kafka-config {o.kafka_config}" if o.kafka_config else "--kafka-property"
+        raise ConfigError(f"{source}: {e}") from e
+    bootstrap = o.bootstrap_servers or mapped.bootstrap_servers
+    if not bootstrap:
         raise ConfigError("--bootstrap-servers is required")
-    security = {f: getattr(o, f) for f in SECURITY_FLAGS if getattr(o, f) is not None}
-    return KafkaSettings(o.bootstrap_servers, KafkaSecurity(**security), o.kafka_client)
+    security = mapped.security | {f: getattr(o, f) for f in SECURITY_FLAGS if getattr(o, f) is not None}
+    security.update(_password(o, environ))
+    return KafkaSettings(bootstrap, KafkaSecurity(**security, properties=mapped.passthrough), o.kafka_client)
+
+
+def _password(o: MetafixOptions, environ: Mapping[str, str]) -> dict[str, str]:
+    """The password source given explicitly, as KafkaSecurity fields; empty to keep the file's."""
+    given = [flag for flag, value in (("--sasl-plain-password-file", o.sasl_plain_password_file),
+                                      ("--sasl-plain-password-secret", o.sasl_plain_password_secret),
+                                      ("--sasl-plain-password", o.sasl_plain_password)) if value]
+    if len(given) > 1:
+        raise ConfigError(f"give the SASL password one way, not with {' and '.join(given)}")
+    try:
+        if o.sasl_plain_password_file:
+            return {"sasl_plain_password": read_secret_file(o.sasl_plain_password_file)}
+        if o.sasl_plain_password_secret:
+            secret = secret_version_name(o.sasl_plain_password_secret)
+            return {"sasl_plain_password": None, "sasl_plain_password_secret": secret}
+    except SecretError as e:
+        raise ConfigError(str(e)) from e
+    if o.sasl_plain_password:
+        # Beam also hands every known option to the runner, which shows them (Prism's UI, Dataflow's).
+        log.warning("--sasl-plain-password shows in ps and in the runner's pipeline options: give the password "
+                    "with --sasl-plain-password-file, $%s or --kafka-config instead", PASSWORD_ENV)
+        return {}
+    if environ.get(PASSWORD_ENV):
+        return {"sasl_plain_password": environ[PASSWORD_ENV]}
+    return {}
 
 
 def stream_config(options: PipelineOptions) -> StreamConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Iterator
 
 from kafka import KafkaConsumer
@@ -12,6 +13,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError, SaslAuthenticationFailed
 
 from model.serving import ModelLoadError, Predictor
 from streaming.options import ConfigError, KafkaSettings, StreamConfig
+from streaming.secret_sources import SecretError
 
 
 def _accepts_connections(bootstrap_servers: str, timeout_s: float = 2.0) -> bool:
@@ -47,14 +49,58 @@ def _client_logs_muted() -> Iterator[None]:
         kafka_log.setLevel(level)
 
 
+def _tls_context(kafka: KafkaSettings) -> ssl.SSLContext:
+    security = kafka.security
+    try:
+        context = ssl.create_default_context(cafile=security.ssl_cafile)
+        if security.ssl_certfile:
+            context.load_cert_chain(security.ssl_certfile, security.ssl_keyfile, security.ssl_password)
+    except (OSError, ssl.SSLError) as e:
+        files = ", ".join(f for f in (security.ssl_cafile, security.ssl_certfile, security.ssl_keyfile) if f)
+        raise ConfigError(f"cannot load the TLS files ({files}): {getattr(e, 'strerror', None) or e}") from e
+    context.check_hostname = security.ssl_check_hostname
+    return context
+
+
+def check_tls(kafka: KafkaSettings, timeout_s: float = 10.0) -> None:
+    """One TLS handshake with the first reachable bootstrap server, verified as the clients will.
+
+    Both clients only retry a failed handshake until they time out; this names the cause.
+    """
+    if kafka.security.security_protocol.upper() not in ("SSL", "SASL_SSL"):
+        return
+    context = _tls_context(kafka)
+    ca = kafka.security.ssl_cafile or "the system CAs"
+    for server in kafka.bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        host = host.strip("[]")
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
+                with context.wrap_socket(sock, server_hostname=host):
+                    return
+        except ssl.SSLCertVerificationError as e:
+            raise ConfigError(f"TLS to {server.strip()}: the broker's certificate does not verify "
+                              f"against {ca}: {e.verify_message}") from e
+        except ssl.SSLError as e:
+            raise ConfigError(f"TLS handshake with {server.strip()} failed: {e.reason or e}") from e
+        except (OSError, ValueError):
+            # Unreachable: the topic listing that follows reports it.
+            continue
+
+
 def existing_topics(kafka: KafkaSettings, timeout_ms: int = 10_000) -> set[str]:
+    check_tls(kafka)
     with _client_logs_muted():
         return _existing_topics(kafka, timeout_ms)
 
 
 def _existing_topics(kafka: KafkaSettings, timeout_ms: int) -> set[str]:
     try:
-        consumer = KafkaConsumer(**kafka.client_config(), request_timeout_ms=timeout_ms,
+        client_config = kafka.client_config()
+    except SecretError as e:
+        raise ConfigError(str(e)) from e
+    try:
+        consumer = KafkaConsumer(**client_config, request_timeout_ms=timeout_ms,
                                  bootstrap_timeout_ms=timeout_ms)
     except SaslAuthenticationFailedError as e:
         raise _authentication_failed(kafka) from e

@@ -12,6 +12,7 @@ from harness.local_kafka import (
     HOST,
     LocalKafka,
     LocalKafkaError,
+    SaslSslListener,
     broker_properties,
     create_topic,
     free_port,
@@ -43,6 +44,22 @@ def test_extra_properties_override_and_extend_the_defaults(tmp_path: Path) -> No
     assert props["listeners"] == extra["listeners"]
     assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
     assert render_properties({"a": "1", "b.c": "x=y"}) == "a=1\nb.c=x=y\n"
+
+
+def test_a_sasl_ssl_listener_joins_the_plaintext_one_with_its_users_and_pem_keystore(tmp_path: Path) -> None:
+    listener = SaslSslListener(19094, tmp_path / "broker-keystore.pem", {"alice": "a-pw", "bob": "b-pw"})
+    props = broker_properties(19092, 19093, tmp_path / "data", sasl_ssl=listener)
+
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093,SASL_SSL://127.0.0.1:19094"
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:19092,SASL_SSL://127.0.0.1:19094"
+    assert props["inter.broker.listener.name"] == "PLAINTEXT"
+    assert "SASL_SSL:SASL_SSL" in props["listener.security.protocol.map"].split(",")
+    assert props["listener.name.sasl_ssl.ssl.keystore.location"] == str(tmp_path / "broker-keystore.pem")
+    assert props["listener.name.sasl_ssl.plain.sasl.jaas.config"] == (
+        'org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="a-pw" user_bob="b-pw";'
+    )
+    with pytest.raises(ValueError, match="quotes"):
+        SaslSslListener(1, tmp_path, {"eve": 'pw"'}).properties()
 
 
 def test_unique_topic_names_differ_and_keep_the_prefix() -> None:

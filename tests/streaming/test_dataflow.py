@@ -19,14 +19,18 @@ from pathlib import Path
 
 import apache_beam as beam
 import pytest
+from apache_beam.internal import pickler
 from apache_beam.options.pipeline_options import DebugOptions, GoogleCloudOptions, SetupOptions
+from apache_beam.portability import common_urns
 from apache_beam.portability.api import beam_runner_api_pb2
 from apache_beam.runners.dataflow.internal import apiclient
 
 from dataflow import launch
+from streaming.kafka_clients import KafkaSecurity
 from streaming.options import REPO_ROOT, MetafixOptions, stream_config
 from streaming.pipeline import build_pipeline
 
+PASSWORD_SECRET = "projects/dummy/secrets/kafka-password/versions/latest"
 DATAFLOW_OPTIONS = [
     "--runner=DataflowRunner",
     "--dry_run=True",
@@ -46,6 +50,10 @@ TEMPLATE_PARAMETERS = [
     "--model_dir=gs://dummy/metafix/model/export",
     "--group_id=metafix-prod",
     "--batch_size=256",
+    "--security_protocol=SASL_SSL",
+    "--sasl_mechanism=PLAIN",
+    "--sasl_plain_username=metafix",
+    f"--sasl_plain_password_secret={PASSWORD_SECRET}",
 ]
 
 # Dataflow's --update matches the running job's steps by name: renaming one of these needs
@@ -144,3 +152,29 @@ def test_workers_get_the_package_with_its_schemas_and_never_the_model(job: apicl
     in_wheel = set(zipfile.ZipFile(wheel).namelist())
     assert schemas | {"schemas/registry.json"} <= in_wheel
     assert not [n for n in in_wheel if n.endswith((".pb", "LATEST"))]
+
+
+def kafka_securities(job: apiclient.Job) -> list[KafkaSecurity]:
+    """The Kafka settings the workers unpickle: those of every step that makes a Kafka client."""
+    found = []
+    for transform in job.proto_pipeline.components.transforms.values():
+        if transform.spec.urn != common_urns.primitives.PAR_DO.urn:
+            continue
+        payload = beam_runner_api_pb2.ParDoPayload.FromString(transform.spec.payload)
+        fn = pickler.loads(payload.do_fn.payload)[0]
+        config = getattr(fn, "_config", None)
+        if isinstance(getattr(config, "security", None), KafkaSecurity):
+            found.append(config.security)
+    return found
+
+
+def test_the_sasl_password_reaches_the_workers_as_a_secret_name_only(job: apiclient.Job) -> None:
+    securities = kafka_securities(job)
+    # The partition lister, the partition reader and the writer.
+    assert len(securities) >= 3
+    for security in securities:
+        assert security.security_protocol == "SASL_SSL" and security.sasl_plain_username == "metafix"
+        # No password travels: each worker reads the secret when its setup() makes a client.
+        assert security.sasl_plain_password is None
+        assert security.sasl_plain_password_secret == PASSWORD_SECRET
+    assert stream_config(job.options).kafka.security.sasl_plain_password_secret == PASSWORD_SECRET
