@@ -27,6 +27,10 @@ Faults are retried, with bounds: the reader retries a failed poll with back-off 
 bundle fails with a one-line reason, its offsets stay uncommitted, and a restart with
 start="committed" resumes there.
 
+An unbounded read with `partition_discovery_interval_s` lists its topics that often and reads
+the partitions added since from their beginning (or the group's commit there); without it,
+and for bounded reads, the partitions are listed once, when the read starts.
+
 The reader checkpoints after every poll batch (defer_remainder), each checkpoint ends a
 bundle, and the runner schedules the residual as the next bundle. FnApiRunner does not honour
 resume delays, so an idle reader blocks in poll() for `poll_timeout_ms` instead of spinning.
@@ -647,7 +651,8 @@ class ReadFromKafka(beam.PTransform):
         if config.stop is not None or config.partition_discovery_interval_s is None:
             partitions = impulse | "ListPartitions" >> beam.ParDo(_ListPartitionsFn(config))
         else:
-            # No Flatten or GroupByKey on the way: the read stays fused with the writes after it.
+            # The watch only feeds the reader; what the reader feeds is as without it, so the
+            # read stays fused with the writes (tests/streaming/test_reliability.py checks it).
             partitions = (
                 impulse
                 | "Topics" >> beam.FlatMap(_each, config.topics)
