@@ -235,6 +235,9 @@ class _KafkaPythonMetadata:
 
     def partitions(self, topic: str) -> list[int] | None:
         with _kafka_python_errors():
+            # topics() asks the broker: the cached metadata alone would hide partitions added
+            # since, for up to metadata.max.age.ms (5 minutes).
+            self._consumer.topics()
             ids = self._consumer.partitions_for_topic(topic)
         return sorted(ids) if ids else None
 

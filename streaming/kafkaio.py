@@ -27,6 +27,10 @@ Faults are retried, with bounds: the reader retries a failed poll with back-off 
 bundle fails with a one-line reason, its offsets stay uncommitted, and a restart with
 start="committed" resumes there.
 
+An unbounded read with `partition_discovery_interval_s` lists its topics that often and reads
+the partitions added since from their beginning (or the group's commit there); without it,
+and for bounded reads, the partitions are listed once, when the read starts.
+
 The reader checkpoints after every poll batch (defer_remainder), each checkpoint ends a
 bundle, and the runner schedules the residual as the next bundle. FnApiRunner does not honour
 resume delays, so an idle reader blocks in poll() for `poll_timeout_ms` instead of spinning.
@@ -105,6 +109,9 @@ class ConsumerConfig:
     commit_timeout_ms: int = 10_000
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
     client: ClientName = DEFAULT_CLIENT
+    # An unbounded read lists its topics this often and reads the partitions added since;
+    # None reads the partitions there are when the read starts. Bounded reads list once.
+    partition_discovery_interval_s: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.topics, str):
@@ -121,6 +128,8 @@ class ConsumerConfig:
             raise ValueError("start='committed' needs a group_id")
         if self.max_records_per_call < 1 or self.poll_timeout_ms < 1:
             raise ValueError("max_records_per_call and poll_timeout_ms must be positive")
+        if self.partition_discovery_interval_s is not None and self.partition_discovery_interval_s <= 0:
+            raise ValueError("partition_discovery_interval_s must be positive (or None: no discovery)")
 
     def settings(self) -> ConsumerSettings:
         return ConsumerSettings(self.bootstrap_servers, self.group_id, self.max_records_per_call, self.security)
@@ -223,6 +232,69 @@ def _timestamp_of(ms: int) -> Timestamp:
     return Timestamp(micros=ms * 1000)
 
 
+def discovered_partition_start(group_id: str | None) -> StartPosition:
+    """Where a partition found after the read started begins, whatever the read's own start.
+
+    It did not exist when the read started, so all of it is new: from its beginning, unless
+    the group has committed an offset there (a job restored from a checkpoint that predates
+    the discovery), which lies past records already written.
+
+    >>> discovered_partition_start("metafix"), discovered_partition_start(None)
+    ('committed', 'earliest')
+    """
+    return "earliest" if group_id is None else "committed"
+
+
+def new_partition_ids(listed: Iterable[int], first_unclaimed: int) -> list[int]:
+    """The listed partition ids not handed out yet; Kafka numbers partitions 0, 1, ... and only adds.
+
+    >>> new_partition_ids([2, 0, 3, 1], 2)
+    [2, 3]
+    """
+    return sorted(p for p in listed if p >= first_unclaimed)
+
+
+def _partition_reads(
+    metadata: MetadataClient, config: ConsumerConfig, topic: str, ids: list[int], start: StartPosition
+) -> Iterator[PartitionRead]:
+    """One PartitionRead per partition in `ids`, reading from `start` to the config's stop."""
+    offsets = metadata.offsets(topic, ids, with_committed=start == "committed")
+    start_times = _offsets_at(metadata, start, topic, ids)
+    stop_times = _offsets_at(metadata, config.stop, topic, ids)
+    for p in ids:
+        known = offsets[p]
+        first = resolve_start_offset(
+            start,
+            beginning=known.beginning,
+            end=known.end,
+            committed=known.committed,
+            at_time=start_times.get(p),
+        )
+        stop = resolve_stop_offset(config.stop, end=known.end, at_time=stop_times.get(p))
+        if stop is not None:
+            first = min(first, stop)
+        log.info(
+            "reading %s[%d] from offset %d to %s",
+            topic,
+            p,
+            first,
+            "the end of time" if stop is None else stop,
+        )
+        yield PartitionRead(topic, p, first, stop, known.end)
+
+
+def _offsets_at(
+    metadata: MetadataClient, position: StartPosition | StopPosition, topic: str, ids: list[int]
+) -> Mapping[int, int]:
+    if not _is_timestamp(position):
+        return {}
+    return metadata.offsets_at(topic, ids, position)
+
+
+def _missing_topic(topic: str, config: ConsumerConfig) -> ValueError:
+    return ValueError(f"Kafka topic {topic!r} does not exist on {config.bootstrap_servers}")
+
+
 class _ListPartitionsFn(beam.DoFn):
     """Impulse -> one PartitionRead per partition of the configured topics."""
 
@@ -233,42 +305,115 @@ class _ListPartitionsFn(beam.DoFn):
         self._metadata: MetadataClient = kafka_client(self._config.client).metadata(self._config.settings())
 
     def process(self, unused_impulse: bytes) -> Iterator[PartitionRead]:
-        config = self._config
-        for topic in config.topics:
+        for topic in self._config.topics:
             ids = self._metadata.partitions(topic)
             if not ids:
-                raise ValueError(f"Kafka topic {topic!r} does not exist on {config.bootstrap_servers}")
-            offsets = self._metadata.offsets(topic, ids, with_committed=config.start == "committed")
-            start_times = self._offsets_at(config.start, topic, ids)
-            stop_times = self._offsets_at(config.stop, topic, ids)
-            for p in ids:
-                known = offsets[p]
-                start = resolve_start_offset(
-                    config.start,
-                    beginning=known.beginning,
-                    end=known.end,
-                    committed=known.committed,
-                    at_time=start_times.get(p),
-                )
-                stop = resolve_stop_offset(config.stop, end=known.end, at_time=stop_times.get(p))
-                if stop is not None:
-                    start = min(start, stop)
-                log.info(
-                    "reading %s[%d] from offset %d to %s",
-                    topic,
-                    p,
-                    start,
-                    "the end of time" if stop is None else stop,
-                )
-                yield PartitionRead(topic, p, start, stop, known.end)
+                raise _missing_topic(topic, self._config)
+            yield from _partition_reads(self._metadata, self._config, topic, ids, self._config.start)
 
     def teardown(self) -> None:
         self._metadata.close()
 
-    def _offsets_at(self, position: StartPosition | StopPosition, topic: str, ids: list[int]) -> Mapping[int, int]:
-        if not _is_timestamp(position):
-            return {}
-        return self._metadata.offsets_at(topic, ids, position)
+
+def _each(unused_impulse: bytes, items: Iterable[str]) -> Iterable[str]:
+    return items
+
+
+class _WatchPartitionsFn(beam.DoFn, RestrictionProvider):
+    """Splittable DoFn: topic -> a PartitionRead for each of its partitions, as they appear.
+
+    The restriction is a range of partition ids: claiming id k hands out partitions up to k.
+    The first call hands out the partitions there are, from the read's start; each later
+    call, every `partition_discovery_interval_s`, hands out the partitions added since, from
+    their beginning (``discovered_partition_start``). It never ends, like the reads it feeds.
+
+    Its watermark is the time of the last listing (less `idle_watermark_lag_ms`): a partition
+    not listed yet was created after it, so its records are no older (up to the lag).
+    """
+
+    def __init__(self, config: ConsumerConfig) -> None:
+        self._config = config
+
+    def setup(self) -> None:
+        self._metadata: MetadataClient = kafka_client(self._config.client).metadata(self._config.settings())
+        # Per topic: when this instance last listed it. A runner that ignores resume delays
+        # (FnApiRunner) calls back at once; those calls defer without asking the broker.
+        self._listed_at: dict[str, float] = {}
+        self._discovered = Metrics.counter("kafkaio", "partitions_discovered")
+
+    def teardown(self) -> None:
+        self._metadata.close()
+
+    # RestrictionProvider
+
+    def initial_restriction(self, topic: str) -> OffsetRange:
+        return OffsetRange(0, UNBOUNDED)
+
+    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
+        return PartitionTracker(restriction)
+
+    def restriction_size(self, topic: str, restriction: OffsetRange) -> int:
+        # Nothing to size: one listing a call, whatever the range.
+        return 1
+
+    # DoFn
+
+    @beam.DoFn.unbounded_per_element()
+    def process(
+        self,
+        topic: str,
+        tracker=beam.DoFn.RestrictionParam(),
+        watermark_estimator=beam.DoFn.WatermarkEstimatorParam(
+            ManualWatermarkEstimator.default_provider()
+        ),
+    ) -> Iterator[PartitionRead | TimestampedValue]:
+        interval_s = self._config.partition_discovery_interval_s
+        assert interval_s is not None, "ReadFromKafka watches partitions only with an interval"
+        restriction = tracker.current_restriction()
+        first = restriction.start == 0
+        wait_s = self._listed_at.get(topic, -interval_s) + interval_s - time.monotonic()
+        if not first and wait_s > 0:
+            tracker.defer_remainder(Duration.of(wait_s))
+            return
+        try:
+            reads = self._new_reads(topic, restriction.start, first)
+        except KafkaClientError as error:
+            if first:
+                raise
+            # The broker is away: the partitions being read retry on their own, and the next
+            # listing finds what this one missed.
+            log.warning("listing the partitions of %s failed (%s); next try in %.0f s", topic, error, interval_s)
+            tracker.defer_remainder(Duration.of(interval_s))
+            return
+        self._listed_at[topic] = time.monotonic()
+        if reads and not tracker.try_claim(reads[-1].partition):
+            # The runner checkpointed the restriction meanwhile: the residual lists again.
+            return
+        # Not behind the watermark this DoFn has reported so far.
+        stamp = watermark_estimator.current_watermark()
+        for read in reads:
+            yield read if stamp is None else TimestampedValue(read, stamp)
+        if reads and not first:
+            self._discovered.inc(len(reads))
+        listed = Timestamp.now() - Duration(micros=self._config.idle_watermark_lag_ms * 1000)
+        if stamp is None or listed > stamp:
+            watermark_estimator.set_watermark(listed)
+        tracker.defer_remainder(Duration.of(interval_s))
+
+    def _new_reads(self, topic: str, first_unclaimed: int, first: bool) -> list[PartitionRead]:
+        listed = self._metadata.partitions(topic)
+        if not listed:
+            if first:
+                raise _missing_topic(topic, self._config)
+            # Deleted meanwhile, or the broker answered without it: nothing new.
+            return []
+        ids = new_partition_ids(listed, first_unclaimed)
+        if not ids:
+            return []
+        start = self._config.start if first else discovered_partition_start(self._config.group_id)
+        if not first:
+            log.info("found %d new partition(s) of %s: %s", len(ids), topic, ids)
+        return list(_partition_reads(self._metadata, self._config, topic, ids, start))
 
 
 class ReadPartitionFn(beam.DoFn, RestrictionProvider):
@@ -490,7 +635,9 @@ class ReadFromKafka(beam.PTransform):
     """Reads batches of KafkaRecords, one per poll of a partition, in offset order.
 
     Each batch is stamped with its earliest Kafka timestamp unless `with_timestamps` is off.
-    Bounded when `config.stop` is set (the pipeline then finishes on its own), else unbounded.
+    Bounded when `config.stop` is set (the pipeline then finishes on its own), else unbounded;
+    an unbounded read with `config.partition_discovery_interval_s` also reads the partitions
+    added to its topics while it runs.
     """
 
     def __init__(self, config: ConsumerConfig, with_timestamps: bool = True) -> None:
@@ -499,13 +646,20 @@ class ReadFromKafka(beam.PTransform):
         self._with_timestamps = with_timestamps
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
-        read_fn = ReadPartitionFn if self._config.stop is not None else ReadUnboundedPartitionFn
-        return (
-            pbegin
-            | "Impulse" >> beam.Impulse()
-            | "ListPartitions" >> beam.ParDo(_ListPartitionsFn(self._config))
-            | "ReadPartitions" >> beam.ParDo(read_fn(self._config, self._with_timestamps))
-        )
+        config = self._config
+        impulse = pbegin | "Impulse" >> beam.Impulse()
+        if config.stop is not None or config.partition_discovery_interval_s is None:
+            partitions = impulse | "ListPartitions" >> beam.ParDo(_ListPartitionsFn(config))
+        else:
+            # The watch only feeds the reader; what the reader feeds is as without it, so the
+            # read stays fused with the writes (tests/streaming/test_reliability.py checks it).
+            partitions = (
+                impulse
+                | "Topics" >> beam.FlatMap(_each, config.topics)
+                | "WatchPartitions" >> beam.ParDo(_WatchPartitionsFn(config))
+            )
+        read_fn = ReadPartitionFn if config.stop is not None else ReadUnboundedPartitionFn
+        return partitions | "ReadPartitions" >> beam.ParDo(read_fn(config, self._with_timestamps))
 
 
 Message = tuple[str, bytes | None, bytes]

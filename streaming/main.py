@@ -20,6 +20,7 @@ loses nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import signal
@@ -37,7 +38,7 @@ from streaming import archive_compact, diff, preflight, profile_job, replay
 from streaming.metrics_summary import print_summary
 from streaming.options import ConfigError, MetafixOptions, stream_config, wants_help
 from streaming.pipeline import build_pipeline
-from streaming.runners import pipeline_runner, with_local_defaults
+from streaming.runners import pipeline_runner, streams_one_stage_only, with_local_defaults
 
 log = logging.getLogger("metafix")
 
@@ -54,6 +55,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     config = stream_config(options)
     preflight.check_stream(config)
     options = with_local_defaults(options, streaming=True)
+    if config.partition_discovery_interval_s is not None and streams_one_stage_only(options):
+        log.warning("metafix stream: this runner reads only the partitions there are at start; "
+                    "partitions added to %s are read after a restart", config.input_topic)
+        config = dataclasses.replace(config, partition_discovery_interval_s=None)
     pipeline = beam.Pipeline(runner=pipeline_runner(options), options=options)
     build_pipeline(pipeline, config)
     # Beam's job-message reader thread raises when the runner goes away; through logging its

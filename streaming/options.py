@@ -37,6 +37,8 @@ from transforms.codec import DEFAULT_MAX_PAYLOAD_BYTES
 log = logging.getLogger("metafix")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = str(REPO_ROOT / "model" / "export")
+# Partitions added to the input topic are read within this long (and a listing).
+DEFAULT_PARTITION_DISCOVERY_INTERVAL_S = 10.0
 SECURITY_FLAGS = (
     "security_protocol",
     "sasl_mechanism",
@@ -101,6 +103,10 @@ class MetafixOptions(PipelineOptions):
         g.add_argument("--batch-size", dest="batch_size", type=int, default=512, help="Records per model call")
         g.add_argument("--max-records-per-poll", dest="max_records_per_poll", type=int, default=2000,
                        help="Records the Kafka source emits per bundle at most")
+        g.add_argument("--partition-discovery-interval-s", dest="partition_discovery_interval_s", type=float,
+                       default=DEFAULT_PARTITION_DISCOVERY_INTERVAL_S,
+                       help="stream: list the input topic this often (seconds) and read the partitions added "
+                            "to it from their beginning; 0 reads only the partitions there are at start")
         g.add_argument("--max-payload-bytes", dest="max_payload_bytes", type=int, default=DEFAULT_MAX_PAYLOAD_BYTES,
                        help="Larger inputs go to the dead-letter topic")
         g.add_argument("--archive-dir", dest="archive_dir", default=None,
@@ -174,6 +180,8 @@ class StreamConfig:
     archive_dir: str | None
     profile_dir: str | None = None
     profile_refresh_s: float = 60.0
+    # None: the partitions at start only.
+    partition_discovery_interval_s: float | None = DEFAULT_PARTITION_DISCOVERY_INTERVAL_S
 
 
 def _start_position(text: str) -> str | int:
@@ -275,6 +283,8 @@ def stream_config(options: PipelineOptions) -> StreamConfig:
         if not value:
             raise ConfigError(f"{flag} is required")
     _check_thresholds(o)
+    if o.partition_discovery_interval_s < 0:
+        raise ConfigError("--partition-discovery-interval-s must be 0 (off) or positive")
     return StreamConfig(
         kafka=kafka_settings(o),
         input_topic=o.input_topic,
@@ -294,6 +304,7 @@ def stream_config(options: PipelineOptions) -> StreamConfig:
         archive_dir=o.archive_dir,
         profile_dir=o.profile_dir,
         profile_refresh_s=o.profile_refresh_s,
+        partition_discovery_interval_s=o.partition_discovery_interval_s or None,
     )
 
 

@@ -50,6 +50,7 @@ def consumer_config(config: StreamConfig) -> ConsumerConfig:
         max_records_per_call=config.max_records_per_poll,
         security=config.kafka.security,
         client=config.kafka.client,
+        partition_discovery_interval_s=config.partition_discovery_interval_s,
     )
 
 

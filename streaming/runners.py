@@ -70,6 +70,22 @@ def with_local_defaults(options: PipelineOptions, *, streaming: bool) -> Pipelin
     return options
 
 
+def streams_one_stage_only(options: PipelineOptions) -> bool:
+    """True for the FnApiRunner (and the DirectRunner, which hands streaming jobs to it).
+
+    It runs a stage downstream of an unbounded splittable DoFn only once that DoFn is done,
+    never for an unbounded one: a stream that watches its topic for new partitions there
+    would read nothing.
+
+    >>> streams_one_stage_only(PipelineOptions(["--runner=FnApiRunner"]))
+    True
+    >>> streams_one_stage_only(PipelineOptions(["--runner=PrismRunner"]))
+    False
+    """
+    name = options.view_as(StandardOptions).runner
+    return isinstance(name, str) and name.lower().removesuffix("runner") in ("fnapi", "direct")
+
+
 class _JobStreamsWithoutDeadline:
     """A job service stub whose state and message streams have no deadline.
 

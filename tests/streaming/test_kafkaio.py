@@ -22,8 +22,11 @@ from apache_beam.runners.runner import PipelineResult
 from apache_beam.runners.sdf_utils import RestrictionTrackerView, ThreadsafeRestrictionTracker
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import BeamAssertException, assert_that, equal_to
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from apache_beam.transforms.window import TimestampedValue
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewPartitions
 from kafka.record import util as kafka_record_util
+from kafka.structs import OffsetAndMetadata
 
 from harness.jobs import committed_offsets
 from harness.local_kafka import LocalKafka, create_topic, free_port, unique_topic_name
@@ -42,7 +45,10 @@ from streaming.kafkaio import (
     StartPosition,
     WriteToKafka,
     WriteToKafkaTopics,
+    _WatchPartitionsFn,
     _WriteFn,
+    discovered_partition_start,
+    new_partition_ids,
     resolve_start_offset,
     resolve_stop_offset,
 )
@@ -82,6 +88,30 @@ def test_resolve_stop_offset() -> None:
     assert resolve_stop_offset(1_700_000_000_000, end=20, at_time=None) == 20
 
 
+@pytest.mark.parametrize(
+    ("group_id", "committed", "expected"),
+    [
+        # A partition added while the job runs is new to the job: all of it is read.
+        ("g", None, 5),
+        # The group got there before (a job restored from a checkpoint older than the
+        # discovery): resume where it committed, past records already written.
+        ("g", 12, 12),
+        # No group: nothing can have been committed.
+        (None, None, 5),
+    ],
+)
+def test_a_discovered_partition_starts_at_its_beginning_or_its_commit(group_id, committed, expected) -> None:
+    start = discovered_partition_start(group_id)
+
+    assert resolve_start_offset(start, beginning=5, end=20, committed=committed, at_time=None) == expected
+
+
+def test_new_partition_ids_are_those_not_handed_out_yet() -> None:
+    assert new_partition_ids([0, 1, 2], 0) == [0, 1, 2]
+    assert new_partition_ids([1, 0, 2], 3) == []
+    assert new_partition_ids([3, 0, 4, 2, 1], 3) == [3, 4]
+
+
 def test_config_repr_hides_secrets_but_the_config_keeps_them() -> None:
     security = KafkaSecurity(
         security_protocol="SASL_PLAINTEXT",
@@ -107,6 +137,7 @@ def test_config_repr_hides_secrets_but_the_config_keeps_them() -> None:
         ({"stop": "latest"}, "stop must be"),
         ({"start": "committed"}, "needs a group_id"),
         ({"max_records_per_call": 0}, "must be positive"),
+        ({"partition_discovery_interval_s": 0}, "must be positive"),
     ],
 )
 def test_config_rejects_bad_settings(settings: dict, message: str) -> None:
@@ -613,3 +644,61 @@ def test_reads_writes_and_commits_go_on_after_the_broker_closes_idle_connections
 
     assert sorted(m.key for m in written) == sorted(b"k%d-%d" % (p, i) for p in range(3) for i in range(5))
     assert committed == {0: 15}
+
+
+def watch_call(fn: _WatchPartitionsFn, topic: str, first_unclaimed: int,
+               estimator: ManualWatermarkEstimator) -> tuple[list[PartitionRead], list, OffsetRange]:
+    """One call of the partition watch as a runner makes it: the reads, their timestamps, the residual."""
+    tracker = ThreadsafeRestrictionTracker(PartitionTracker(OffsetRange(first_unclaimed, UNBOUNDED)))
+    out = list(fn.process(topic, RestrictionTrackerView(tracker), estimator))
+    residual, _ = tracker.deferred_status()
+    reads = [o.value if isinstance(o, TimestampedValue) else o for o in out]
+    stamps = [o.timestamp if isinstance(o, TimestampedValue) else None for o in out]
+    return reads, stamps, residual
+
+
+@pytest.mark.kafka
+def test_the_watch_hands_out_partitions_added_later_from_their_beginning(
+    kafka_bootstrap, topic_factory, client
+) -> None:
+    topic = topic_factory("grow", partitions=2)
+    group = f"{topic}-group"
+    produce(kafka_bootstrap, topic, [(b"a", b"v", 0), (b"b", b"v", 0), (b"c", b"v", 1)])
+    config = ConsumerConfig(kafka_bootstrap, (topic,), group_id=group, start="latest", client=client,
+                            partition_discovery_interval_s=0.001)
+    fn = _WatchPartitionsFn(config)
+    fn.setup()
+    estimator = ManualWatermarkEstimator(None)
+    try:
+        # The partitions there are start where the read's start says.
+        reads, _, residual = watch_call(fn, topic, 0, estimator)
+        assert reads == [PartitionRead(topic, 0, 2, None, 2), PartitionRead(topic, 1, 1, None, 1)]
+        assert residual.start == 2
+        first_watermark = estimator.current_watermark()
+        assert first_watermark is not None
+
+        reads, _, residual = watch_call(fn, topic, 2, estimator)
+        assert (reads, residual.start) == ([], 2)
+
+        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        try:
+            admin.create_partitions({topic: NewPartitions(total_count=4)})
+        finally:
+            admin.close()
+        produce(kafka_bootstrap, topic, [(b"d", b"v", 2), (b"e", b"v", 2), (b"f", b"v", 3), (b"g", b"v", 3)])
+        # The group has been in partition 3 before (a restore from an older checkpoint).
+        committer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+        try:
+            committer.commit({TopicPartition(topic, 3): OffsetAndMetadata(1, "", -1)})
+        finally:
+            committer.close()
+
+        # Partitions added later start at their beginning, whatever start says, or at the group's commit.
+        reads, stamps, residual = watch_call(fn, topic, 2, estimator)
+        assert reads == [PartitionRead(topic, 2, 0, None, 2), PartitionRead(topic, 3, 1, None, 2)]
+        assert residual.start == 4
+        # Not behind the watermark the watch had reported; which then moves on.
+        assert all(stamp is not None and stamp >= first_watermark for stamp in stamps)
+        assert estimator.current_watermark() >= first_watermark
+    finally:
+        fn.teardown()

@@ -19,6 +19,11 @@ from streaming.pipeline import build_pipeline
 # themselves, EncodeOutputs/Encode* onto EncodeOutputs/EncodeBatches and
 # WriteOutputs/Produce* onto WriteOutputs/ProduceOutputs (none of them holds state);
 # WriteOutputs/ProduceOutputs/EndOfStage is new and never holds data.
+# Since issue 14 the stream watches its input topic for new partitions: ReadEvents/Topics
+# and ReadEvents/WatchPartitions replace ReadEvents/ListPartitions. Move a running job onto
+# this graph with a fresh start from the committed offsets, not an --update: the new watch
+# would hand out every partition again beside the restored ReadEvents/ReadPartitions.
+# Replays still list once (ListPartitions).
 STREAM_STEPS = [
     "ArchiveRawEvents",
     "ArchiveRawEvents/WriteArchiveFiles",
@@ -30,8 +35,9 @@ STREAM_STEPS = [
     "EncodeOutputs/EncodeBatches",
     "ReadEvents",
     "ReadEvents/Impulse",
-    "ReadEvents/ListPartitions",
     "ReadEvents/ReadPartitions",
+    "ReadEvents/Topics",
+    "ReadEvents/WatchPartitions",
     "WriteOutputs",
     "WriteOutputs/ProduceOutputs",
     "WriteOutputs/ProduceOutputs/EndOfStage",
