@@ -51,6 +51,7 @@ from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 
+from streaming import live_metrics
 from streaming.kafka_clients import (
     DEFAULT_CLIENT,
     ClientName,
@@ -370,6 +371,7 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
             tracker.defer_remainder(Duration.of(delay_s))
             return
         self._read_failures.pop(tp, None)
+        live_metrics.record_poll(tp[0], tp[1], position, consumer.highwater())
         # Records at or past the stop of a bounded read are not ours; the rest is claimed
         # at once by claiming its last offset.
         claimed = [r for r in polled if r.offset < restriction.stop]

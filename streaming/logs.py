@@ -1,0 +1,185 @@
+"""Logging of the metafix commands: metafix's own lines on the terminal, the rest in a file.
+
+    metafix stream ... [--log-level INFO] [--library-log-level WARNING] [--log-format text|json] [--log-file PATH]
+
+On the terminal (stderr) metafix's own loggers show from ``--log-level`` (default INFO) and
+every other logger (Beam, TensorFlow, absl, gRPC, Kafka clients, Prism) from
+``--library-log-level`` (default WARNING). ``--log-file`` receives the full log: every logger
+from INFO (or the lower of the two levels), and the native output of TensorFlow and gRPC,
+which write to file descriptor 2 without going through Python's logging. Without a file,
+TensorFlow's native log is turned off unless ``TF_CPP_MIN_LOG_LEVEL`` is set: its start-up
+lines (CPU features, no CUDA driver) are noise to a reader, and a model that fails raises
+in Python, where metafix logs it. ``--log-format json`` writes one JSON object per line
+(time, level, logger, message, and exception when there is one) for log shippers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+# Loggers that are metafix's own: the named logger and the packages of this repository.
+OWN_LOGGERS = ("metafix", "streaming", "model", "transforms", "harness", "bench")
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# Library loggers that say more than their level suggests, with the level they need on the terminal
+# (the file still gets them). Beam logs starting and stopping the runner's job service as
+# warnings, the stop from an exit handler after the job's own last line.
+TERMINAL_FLOORS = {"apache_beam.utils.subprocess_server": logging.ERROR}
+
+# (logger, text) of messages that are the expected echo of a stop the user asked for: Prism
+# reports the bundle that the cancel interrupted as failed. The file still gets them.
+EXPECTED_ON_STOP = (("PrismRunner", "error='pipeline canceled'"),)
+
+# The attributes every LogRecord has; anything else on a record came in through ``extra=``.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "INFO"
+    library_level: str = "WARNING"
+    format: str = "text"
+    file: str | None = None
+
+
+_active = LogSettings()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("logging (every command)")
+    g.add_argument("--log-level", "--log_level", dest="log_level", type=str.upper, default="INFO", choices=LEVELS,
+                   help="metafix's own messages on the terminal from this level (default INFO)")
+    g.add_argument("--library-log-level", "--library_log_level", dest="library_log_level", type=str.upper,
+                   default="WARNING", choices=LEVELS,
+                   help="Beam, TensorFlow, gRPC and Kafka client messages on the terminal from this level "
+                        "(default WARNING)")
+    g.add_argument("--log-format", "--log_format", dest="log_format", default="text", choices=FORMATS,
+                   help="text, or json: one JSON object per line (time, level, logger, message, exception)")
+    g.add_argument("--log-file", "--log_file", dest="log_file", default=None,
+                   help="Also write the full log here: every logger from INFO, and TensorFlow's and gRPC's "
+                        "native output")
+
+
+def split_arguments(argv: Sequence[str]) -> tuple[LogSettings, list[str]]:
+    """The logging settings, and the arguments left for the command itself."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    known, rest = parser.parse_known_args(list(argv))
+    return LogSettings(known.log_level, known.library_log_level, known.log_format, known.log_file), rest
+
+
+def is_own(logger_name: str) -> bool:
+    return any(logger_name == p or logger_name.startswith(p + ".") for p in OWN_LOGGERS)
+
+
+class TerminalFilter(logging.Filter):
+    """Passes metafix's own records from one level and everyone else's from another."""
+
+    def __init__(self, own_level: int, library_level: int) -> None:
+        super().__init__()
+        self._own = own_level
+        self._library = library_level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if is_own(record.name):
+            return record.levelno >= self._own
+        if record.levelno < max(self._library, TERMINAL_FLOORS.get(record.name, logging.NOTSET)):
+            return False
+        return not any(record.name == name and text in record.getMessage() for name, text in EXPECTED_ON_STOP)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC, ISO 8601), level, logger, message, exception, extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRIBUTES and key not in entry:
+                entry[key] = value
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def _formatter(settings: LogSettings) -> logging.Formatter:
+    return JsonFormatter() if settings.format == "json" else logging.Formatter(TEXT_FORMAT)
+
+
+class _Handler:
+    """Marks the handlers ``configure`` adds, so a second call replaces them."""
+
+
+class _StreamHandler(_Handler, logging.StreamHandler):
+    pass
+
+
+class _FileHandler(_Handler, logging.FileHandler):
+    pass
+
+
+def configure(settings: LogSettings) -> None:
+    """Sets up the terminal handler, the file handler and the native log of TensorFlow and gRPC.
+
+    Must run before TensorFlow is imported: TensorFlow reads ``TF_CPP_MIN_LOG_LEVEL`` once.
+    """
+    own = logging.getLevelName(settings.level)
+    library = logging.getLevelName(settings.library_level)
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(handler)
+        handler.close()
+    terminal: TextIO = sys.stderr
+    if settings.file:
+        terminal = _native_output_to(settings.file)
+        file_handler = _FileHandler(settings.file, encoding="utf-8")
+        file_handler.setLevel(min(own, library, logging.INFO))
+        file_handler.setFormatter(_formatter(settings))
+        root.addHandler(file_handler)
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    console = _StreamHandler(terminal)
+    console.addFilter(TerminalFilter(own, library))
+    console.setFormatter(_formatter(settings))
+    root.addHandler(console)
+    root.setLevel(min(own, library, logging.INFO))
+    logging.captureWarnings(True)
+    global _active
+    _active = settings
+
+
+def active() -> LogSettings:
+    """The settings ``configure`` applied last (the defaults before it ran)."""
+    return _active
+
+
+def _native_output_to(path: str) -> TextIO:
+    """Points file descriptor 2 at ``path`` and returns a stream on the terminal's stderr.
+
+    TensorFlow, absl and gRPC write their native log to descriptor 2 directly; this sends it to
+    the file. ``sys.stderr`` is rebound to the terminal, so Python's own messages (one-line
+    errors, a traceback) still reach the person who ran the command.
+    """
+    terminal = os.fdopen(os.dup(2), "w", buffering=1, encoding=sys.stderr.encoding or "utf-8",
+                         errors="backslashreplace")
+    native = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(native, 2)
+    os.close(native)
+    sys.stderr = terminal
+    return terminal
