@@ -126,8 +126,15 @@ class _Handler:
     """Marks the handlers ``configure`` adds, so a second call replaces them."""
 
 
-class _StreamHandler(_Handler, logging.StreamHandler):
-    pass
+class _TerminalHandler(_Handler, logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is at each record (``--log-file`` rebinds it to the terminal)."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> TextIO:  # StreamHandler writes to self.stream
+        return sys.stderr
 
 
 class _FileHandler(_Handler, logging.FileHandler):
@@ -145,16 +152,15 @@ def configure(settings: LogSettings) -> None:
     for handler in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(handler)
         handler.close()
-    terminal: TextIO = sys.stderr
     if settings.file:
-        terminal = _native_output_to(settings.file)
+        _native_output_to(settings.file)
         file_handler = _FileHandler(settings.file, encoding="utf-8")
         file_handler.setLevel(min(own, library, logging.INFO))
         file_handler.setFormatter(_formatter(settings))
         root.addHandler(file_handler)
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    console = _StreamHandler(terminal)
+    console = _TerminalHandler()
     console.addFilter(TerminalFilter(own, library))
     console.setFormatter(_formatter(settings))
     root.addHandler(console)
@@ -169,8 +175,8 @@ def active() -> LogSettings:
     return _active
 
 
-def _native_output_to(path: str) -> TextIO:
-    """Points file descriptor 2 at ``path`` and returns a stream on the terminal's stderr.
+def _native_output_to(path: str) -> None:
+    """Points file descriptor 2 at ``path``, and ``sys.stderr`` at the terminal's stderr.
 
     TensorFlow, absl and gRPC write their native log to descriptor 2 directly; this sends it to
     the file. ``sys.stderr`` is rebound to the terminal, so Python's own messages (one-line
@@ -182,4 +188,3 @@ def _native_output_to(path: str) -> TextIO:
     os.dup2(native, 2)
     os.close(native)
     sys.stderr = terminal
-    return terminal
