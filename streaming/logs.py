@@ -1,16 +1,24 @@
 """Logging of the metafix commands: metafix's own lines on the terminal, the rest in a file.
 
-    metafix stream ... [--log-level INFO] [--library-log-level WARNING] [--log-format text|json] [--log-file PATH]
+    metafix stream ... [--log-level INFO] [--library-log-level WARNING] [--log-format text|json]
+                       [--log-file auto|none|PATH]
 
-On the terminal (stderr) metafix's own loggers show from ``--log-level`` (default INFO) and
-every other logger (Beam, TensorFlow, absl, gRPC, Kafka clients, Prism) from
-``--library-log-level`` (default WARNING). ``--log-file`` receives the full log: every logger
-from INFO (or the lower of the two levels), and the native output of TensorFlow and gRPC,
-which write to file descriptor 2 without going through Python's logging. Without a file,
-TensorFlow's native log is turned off unless ``TF_CPP_MIN_LOG_LEVEL`` is set: its start-up
-lines (CPU features, no CUDA driver) are noise to a reader, and a model that fails raises
-in Python, where metafix logs it. ``--log-format json`` writes one JSON object per line
-(time, level, logger, message, and exception when there is one) for log shippers.
+On stderr metafix's own loggers show from ``--log-level`` (default INFO) and every other
+logger (Beam, TensorFlow, absl, gRPC, Kafka clients, Prism) from ``--library-log-level``
+(default WARNING). The log file receives the full log: every logger from INFO (or the lower
+of the two levels), and the native output of TensorFlow, absl and gRPC, which write to file
+descriptor 2 without going through Python's logging. TensorFlow 2.21 writes its start-up
+lines (oneDNN, no CUDA driver) before absl's logging is set up, where
+``TF_CPP_MIN_LOG_LEVEL`` does not reach them; only moving descriptor 2 keeps them off a
+terminal.
+
+``--log-file auto`` (the default) writes the file only when stderr is a terminal: a person
+gets the full log under the temp directory, its path logged at start. A service (systemd,
+a container, a child process whose output is captured) keeps everything on its stderr, where
+its supervisor already keeps the log, and TensorFlow's native log there is limited to what
+follows its start-up unless ``TF_CPP_MIN_LOG_LEVEL`` is set. ``--log-format json`` writes
+one JSON object per line (time, level, logger, message, and exception when there is one)
+for log shippers.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ import json
 import logging
 import os
 import sys
+import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,10 +59,10 @@ class LogSettings:
     level: str = "INFO"
     library_level: str = "WARNING"
     format: str = "text"
-    file: str | None = None
+    file: str | None = "auto"
 
 
-_active = LogSettings()
+_active = LogSettings(file=None)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,9 +75,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default WARNING)")
     g.add_argument("--log-format", "--log_format", dest="log_format", default="text", choices=FORMATS,
                    help="text, or json: one JSON object per line (time, level, logger, message, exception)")
-    g.add_argument("--log-file", "--log_file", dest="log_file", default=None,
-                   help="Also write the full log here: every logger from INFO, and TensorFlow's and gRPC's "
-                        "native output")
+    g.add_argument("--log-file", "--log_file", dest="log_file", default="auto",
+                   help="Write the full log (every logger from INFO, TensorFlow's and gRPC's native output) "
+                        "to this file; auto (default): to a new file under the temp directory when stderr "
+                        "is a terminal; none: no file")
 
 
 def split_arguments(argv: Sequence[str]) -> tuple[LogSettings, list[str]]:
@@ -141,20 +152,41 @@ class _FileHandler(_Handler, logging.FileHandler):
     pass
 
 
-def configure(settings: LogSettings) -> None:
+def log_file_path(setting: str | None, *, interactive: bool, command: str) -> str | None:
+    """The file the full log goes to, for a ``--log-file`` setting; None for no file.
+
+    >>> log_file_path("job.log", interactive=False, command="stream")
+    'job.log'
+    >>> log_file_path("auto", interactive=False, command="stream") is None
+    True
+    >>> log_file_path("auto", interactive=True, command="stream")  # doctest: +ELLIPSIS
+    '.../metafix-stream-...log'
+    >>> log_file_path("none", interactive=True, command="stream") is None
+    True
+    """
+    if setting in (None, "none") or (setting == "auto" and not interactive):
+        return None
+    if setting == "auto":
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return os.path.join(tempfile.gettempdir(), f"metafix-{command}-{stamp}-{os.getpid()}.log")
+    return setting
+
+
+def configure(settings: LogSettings, command: str = "metafix") -> None:
     """Sets up the terminal handler, the file handler and the native log of TensorFlow and gRPC.
 
     Must run before TensorFlow is imported: TensorFlow reads ``TF_CPP_MIN_LOG_LEVEL`` once.
     """
+    path = log_file_path(settings.file, interactive=sys.stderr.isatty(), command=command)
     own = logging.getLevelName(settings.level)
     library = logging.getLevelName(settings.library_level)
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(handler)
         handler.close()
-    if settings.file:
-        _native_output_to(settings.file)
-        file_handler = _FileHandler(settings.file, encoding="utf-8")
+    if path:
+        _native_output_to(path)
+        file_handler = _FileHandler(path, encoding="utf-8")
         file_handler.setLevel(min(own, library, logging.INFO))
         file_handler.setFormatter(_formatter(settings))
         root.addHandler(file_handler)
@@ -167,11 +199,13 @@ def configure(settings: LogSettings) -> None:
     root.setLevel(min(own, library, logging.INFO))
     logging.captureWarnings(True)
     global _active
-    _active = settings
+    _active = LogSettings(settings.level, settings.library_level, settings.format, path)
+    if path and settings.file == "auto":
+        logging.getLogger("metafix").info("metafix %s: the full log is in %s", command, path)
 
 
 def active() -> LogSettings:
-    """The settings ``configure`` applied last (the defaults before it ran)."""
+    """The settings ``configure`` applied last, ``file`` the path written (the defaults before it ran)."""
     return _active
 
 

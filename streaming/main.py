@@ -190,7 +190,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings, args = logs.split_arguments(sys.argv[1:] if argv is None else argv)
-    logs.configure(settings)
+    logs.configure(settings, command=args[0] if args else "metafix")
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
         return 0 if args else 2
