@@ -134,10 +134,9 @@ def test_live_metrics_and_ctrl_c_in_a_terminal(kafka_bootstrap, topic_factory, t
     topics = {"in": topic_factory("obs-in", partitions=3),
               **{name: topic_factory(f"obs-{name}", partitions=1) for name in ("out", "review", "audit", "dead")}}
     port = _free_port()
-    log_file = tmp_path / "full.log"
+    # The command line a person would type; in a terminal the full log goes to a file by default.
     command = StreamJob(kafka_bootstrap, topics, tiny_model_dir, tmp_path / "unused.log",
-                        "--start-from", "earliest", "--metrics-port", str(port),
-                        "--log-file", str(log_file)).command
+                        "--start-from", "earliest", "--metrics-port", str(port)).command
     terminal = Terminal(command)
     try:
         prism = _prism_of(terminal.process.pid)
@@ -199,11 +198,16 @@ def test_live_metrics_and_ctrl_c_in_a_terminal(kafka_bootstrap, topic_factory, t
     psutil.wait_procs([prism], timeout=30)
     assert not prism.is_running(), "Prism outlived the job"
 
-    # The terminal shows metafix's own lines; library INFO, and the runner's report of the bundle
-    # the stop interrupted, went to the full log only.
+    # The terminal shows metafix's own lines; library INFO, TensorFlow's native start-up lines
+    # and the runner's report of the bundle the stop interrupted went to the full log only.
     library_info = [line for line in screen.splitlines() if re.match(r"\S+ \S+ INFO (?!metafix|streaming)", line)]
     assert library_info == [], screen
     assert not re.search(r"^\S+ \S+ (ERROR|CRITICAL) ", screen, re.MULTILINE), screen
-    full = log_file.read_text(errors="replace")
+    assert not re.search(r"^[IWEF]\d{4} ", screen, re.MULTILINE), screen
+    log_file = Path(re.search(r"the full log is in (\S+)", screen).group(1))
+    try:
+        full = log_file.read_text(errors="replace")
+    finally:
+        log_file.unlink()
     assert re.search(r" INFO (apache_beam|PrismRunner|PrismJobServer)", full)
     assert "metafix stream: running" in full
