@@ -5,13 +5,15 @@
 
 from __future__ import annotations
 
+import socket
 import urllib.error
 import urllib.request
 from collections import Counter
 
+import pytest
 from prometheus_client import REGISTRY
 
-from streaming import live_metrics
+from streaming import live_metrics, main
 
 
 def _value(name: str, **labels: str) -> float:
@@ -66,3 +68,19 @@ def test_the_endpoint_serves_metrics_and_health() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_metrics_port_in_use_fails_the_stream_in_one_line_before_it_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(main.preflight, "check_stream", lambda config: None)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main.main([
+            "stream", "--bootstrap-servers=127.0.0.1:1", "--input-topic=in", "--output-topic=out",
+            "--dead-letter-topic=dead", "--model-dir=/nowhere", "--runner=FnApiRunner", f"--metrics-port={port}",
+        ])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"metafix stream: --metrics-port {port}: Address already in use"]
