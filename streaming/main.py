@@ -10,8 +10,9 @@
     metafix train    --output-dir model/export [--config tiny|full]
     metafix evaluate --model-dir model/export --json evaluation.json
 
-Every subcommand takes ``--help``, and the logging flags (``streaming/logs.py``):
-``--log-level``, ``--library-log-level``, ``--log-format text|json``, ``--log-file PATH``. Bad options, an unreachable broker, a
+Every subcommand takes ``--help`` and the logging flags of ``streaming/logs.py``
+(``--log-level``, ``--library-log-level``, ``--log-format text|json``,
+``--log-file auto|none|PATH``). Bad options, an unreachable broker, a
 missing topic or model end the command with one line on stderr and exit code 2.
 A stream whose pipeline fails while running (Kafka unwritable past the retry bound,
 say) prints its summary and the reason on one line and exits with code 1; its offsets
