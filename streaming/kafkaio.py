@@ -446,8 +446,13 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
             estimator.set_watermark(candidate)
 
     def _commit(self, tp: tuple[str, int], offset: int) -> None:
+        consumer = self._consumers.get(tp)
+        if consumer is None:
+            # Torn down (the job is stopping) before the runner finalized this bundle: a restart
+            # re-reads from the partition's last commit.
+            return
         try:
-            self._consumers[tp].commit(offset, self._config.commit_timeout_ms)
+            consumer.commit(offset, self._config.commit_timeout_ms)
             self._commits.inc()
             self._commit_behind.discard(tp)
         except KafkaClientError as error:

@@ -46,10 +46,6 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # warnings, the stop from an exit handler after the job's own last line.
 TERMINAL_FLOORS = {"apache_beam.utils.subprocess_server": logging.ERROR}
 
-# (logger, text) of messages that are the expected echo of a stop the user asked for: Prism
-# reports the bundle that the cancel interrupted as failed. The file still gets them.
-EXPECTED_ON_STOP = (("PrismRunner", "error='pipeline canceled'"),)
-
 # The attributes every LogRecord has; anything else on a record came in through ``extra=``.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -63,6 +59,8 @@ class LogSettings:
 
 
 _active = LogSettings(file=None)
+# The terminal's stream once quiet_libraries_on_terminal has pointed sys.stderr elsewhere.
+_terminal: TextIO | None = None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,13 +98,39 @@ class TerminalFilter(logging.Filter):
         super().__init__()
         self._own = own_level
         self._library = library_level
+        self.libraries_quiet = False
 
     def filter(self, record: logging.LogRecord) -> bool:
         if is_own(record.name):
             return record.levelno >= self._own
-        if record.levelno < max(self._library, TERMINAL_FLOORS.get(record.name, logging.NOTSET)):
+        if self.libraries_quiet:
             return False
-        return not any(record.name == name and text in record.getMessage() for name, text in EXPECTED_ON_STOP)
+        return record.levelno >= max(self._library, TERMINAL_FLOORS.get(record.name, logging.NOTSET))
+
+
+def quiet_libraries_on_terminal() -> None:
+    """From now on only metafix's own lines reach the terminal; the log file gets the rest.
+
+    For a stop the user asked for: as the job is cancelled, Prism reports the bundle it
+    interrupted as failed, and Beam's SDK harness prints the tracebacks of the finalizations
+    it can no longer run, straight to ``sys.stderr``; none of it is news to the person who
+    pressed Ctrl-C. With a log file, ``sys.stderr`` now writes there; without one (a
+    supervisor's journal keeps stderr) it stays.
+    """
+    global _terminal
+    _terminal = sys.stderr
+    for handler in logging.getLogger().handlers:
+        for f in handler.filters if isinstance(handler, _TerminalHandler) else ():
+            if isinstance(f, TerminalFilter):
+                f.libraries_quiet = True
+    if _active.file:
+        # Descriptor 2 is the log file (see _native_output_to).
+        sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115 - lives as long as the process
+
+
+def terminal() -> TextIO:
+    """Where metafix's own messages go: stderr, or the terminal once libraries were quieted."""
+    return _terminal if _terminal is not None else sys.stderr
 
 
 class JsonFormatter(logging.Formatter):
@@ -145,7 +169,7 @@ class _TerminalHandler(_Handler, logging.StreamHandler):
 
     @property
     def stream(self) -> TextIO:  # StreamHandler writes to self.stream
-        return sys.stderr
+        return terminal()
 
 
 class _FileHandler(_Handler, logging.FileHandler):
@@ -198,7 +222,8 @@ def configure(settings: LogSettings, command: str = "metafix") -> None:
     root.addHandler(console)
     root.setLevel(min(own, library, logging.INFO))
     logging.captureWarnings(True)
-    global _active
+    global _active, _terminal
+    _terminal = None
     _active = LogSettings(settings.level, settings.library_level, settings.format, path)
     if path and settings.file == "auto":
         logging.getLogger("metafix").info("metafix %s: the full log is in %s", command, path)

@@ -108,6 +108,8 @@ def _wait_until_stopped(result: beam.runners.runner.PipelineResult) -> str | Non
         waiter = threading.Thread(target=_wait_quietly, args=(result, stop, failures), daemon=True)
         waiter.start()
         stop.wait()
+        if requested.is_set():
+            logs.quiet_libraries_on_terminal()
         _cancel_unless_finished(result)
     finally:
         for s, handler in previous.items():
@@ -120,8 +122,10 @@ def _wait_until_stopped(result: beam.runners.runner.PipelineResult) -> str | Non
 
 def _log_thread_error(args: threading.ExceptHookArgs) -> None:
     name = args.thread.name if args.thread is not None else "a thread"
-    log.warning("metafix stream: %s ended with an error", name,
-                exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+    # Not one of metafix's own loggers: these are Beam's threads (the job-message reader, the SDK
+    # harness's gRPC streams), whose errors after a requested stop the terminal does not show.
+    logging.getLogger("threads").warning("metafix stream: %s ended with an error", name,
+                                         exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
 
 
 def _wait_quietly(result, stop: threading.Event, failures: list[BaseException]) -> None:
@@ -207,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         # Ctrl-C before a stream's job runs (or during another command): one line, no traceback.
-        print(f"metafix {name}: interrupted", file=sys.stderr)
+        print(f"metafix {name}: interrupted", file=logs.terminal())
         return 130
 
 

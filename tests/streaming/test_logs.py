@@ -29,13 +29,16 @@ logging.getLogger("metafix").info("own info")
 logging.getLogger("streaming.kafkaio").debug("own debug")
 logging.getLogger("apache_beam.runners").info("library info")
 logging.getLogger("apache_beam.runners").warning("library warning")
-logging.getLogger("PrismRunner").error("Bundle Failed. (error='pipeline canceled')")
 try:
     raise ValueError("broken")
 except ValueError:
     logging.getLogger("metafix").exception("own failure")
 os.write(2, b"native line\\n")
 print("one-line error", file=sys.stderr)
+logs.quiet_libraries_on_terminal()
+logging.getLogger("metafix").info("stopping")
+logging.getLogger("PrismRunner").error("Bundle Failed. (error='pipeline canceled')")
+print("Traceback of an instruction the cancel cut off", file=sys.stderr)
 """
 
 
@@ -51,11 +54,13 @@ def _run(tmp_path: Path, *flags: str) -> tuple[str, str]:
 def test_the_terminal_shows_own_lines_and_library_warnings_the_file_everything(tmp_path: Path) -> None:
     terminal, full = _run(tmp_path)
     messages = [line.split(": ", 1)[1] for line in terminal.splitlines() if line[:4].isdigit()]
-    assert messages == ["own info", "library warning", "own failure"]
+    assert messages == ["own info", "library warning", "own failure", "stopping"]
     assert "ValueError: broken" in terminal
     assert "one-line error" in terminal and "native line" not in terminal
+    # After the stop, library output goes to the file only.
+    assert "pipeline canceled" not in terminal and "cut off" not in terminal
     for text in ("own info", "library info", "library warning", "pipeline canceled", "ValueError: broken",
-                 "native line"):
+                 "native line", "cut off"):
         assert text in full
     assert "own debug" not in full
 
@@ -63,7 +68,7 @@ def test_the_terminal_shows_own_lines_and_library_warnings_the_file_everything(t
 def test_levels_are_set_apart_for_own_and_library_loggers(tmp_path: Path) -> None:
     terminal, full = _run(tmp_path, "--log-level", "debug", "--library-log-level", "ERROR")
     messages = [line.split(": ", 1)[1] for line in terminal.splitlines() if line[:4].isdigit()]
-    assert messages == ["own info", "own debug", "own failure"]
+    assert messages == ["own info", "own debug", "own failure", "stopping"]
     assert "own debug" in full and "library info" in full
 
 
@@ -74,9 +79,10 @@ def test_json_lines_carry_time_level_logger_message_and_exception(tmp_path: Path
         ("INFO", "metafix", "own info"),
         ("WARNING", "apache_beam.runners", "library warning"),
         ("ERROR", "metafix", "own failure"),
+        ("INFO", "metafix", "stopping"),
     ]
     assert all(e["time"].endswith("+00:00") for e in entries)
-    assert "ValueError: broken" in entries[-1]["exception"]
+    assert "ValueError: broken" in entries[2]["exception"]
     assert "exception" not in entries[0]
     file_entries = [json.loads(line) for line in full.splitlines() if line.startswith("{")]
     assert ("apache_beam.runners", "library info") in {(e["logger"], e["message"]) for e in file_entries}
