@@ -114,18 +114,19 @@ def quiet_libraries_on_terminal() -> None:
     For a stop the user asked for: as the job is cancelled, Prism reports the bundle it
     interrupted as failed, and Beam's SDK harness prints the tracebacks of the finalizations
     it can no longer run, straight to ``sys.stderr``; none of it is news to the person who
-    pressed Ctrl-C. With a log file, ``sys.stderr`` now writes there; without one (a
-    supervisor's journal keeps stderr) it stays.
+    pressed Ctrl-C. ``sys.stderr`` now writes to the log file too. Without a log file (a
+    supervisor's journal keeps stderr, and is the only copy) nothing changes.
     """
+    if not _active.file:
+        return
     global _terminal
     _terminal = sys.stderr
     for handler in logging.getLogger().handlers:
         for f in handler.filters if isinstance(handler, _TerminalHandler) else ():
             if isinstance(f, TerminalFilter):
                 f.libraries_quiet = True
-    if _active.file:
-        # Descriptor 2 is the log file (see _native_output_to).
-        sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115 - lives as long as the process
+    # Descriptor 2 is the log file (see _native_output_to).
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115 - lives as long as the process
 
 
 def terminal() -> TextIO:
