@@ -72,11 +72,14 @@ def run(argv: Sequence[str] | None = None) -> int:
     log_dir = REPO_ROOT / ".state" / "demo"
     log_dir.mkdir(parents=True, exist_ok=True)
     job_log = log_dir / f"job-{suffix}.log"
+    # The job's own lines and summary go to job_log; Beam's, Prism's and TensorFlow's to the full log.
+    full_log = log_dir / f"job-{suffix}.full.log"
     job_topics = {"in": topics["updates"], "out": topics["corrected"], "review": topics["review"],
                   "audit": topics["audit"], "dead": topics["dead-letters"]}
     job = StreamJob(bootstrap, job_topics, model_dir, job_log, "--start-from", "earliest",
-                    group_id=f"metafix-demo-{suffix}").start()
-    print(f"· streaming job started (pid {job.pid}, log {job_log.relative_to(REPO_ROOT)})")
+                    "--log-file", str(full_log), group_id=f"metafix-demo-{suffix}").start()
+    print(f"· streaming job started (pid {job.pid}, its lines in {job_log.relative_to(REPO_ROOT)}, "
+          f"full log in {full_log.relative_to(REPO_ROOT)})")
 
     messages = list(catalog_messages(args.events, seed=11))
     producer = threading.Thread(

@@ -29,6 +29,7 @@ from apache_beam.utils import shared
 from model.profilestore import LatestProfile, bundled_profile_dir
 from model.serving import Predictor
 from schemas import AUDIT_SCHEMA_ID, CORRECTED_SCHEMA_ID
+from streaming import live_metrics
 from transforms import codec, records
 from transforms.policy import RecordScores, Thresholds, correct_track
 
@@ -123,7 +124,10 @@ def _dead_letter_for(record: Any, *, stage: str, error_type: str, message: str, 
 
 
 class _Counters:
-    """Metrics counters by name, created on first use and incremented once per batch."""
+    """Metrics counters by name, created on first use and incremented once per batch.
+
+    The same counts go to the live metrics (``streaming/live_metrics.py``).
+    """
 
     def __init__(self) -> None:
         self._counters: dict[str, Any] = {}
@@ -134,6 +138,7 @@ class _Counters:
             if counter is None:
                 counter = self._counters[name] = Metrics.counter(METRICS_NAMESPACE, name)
             counter.inc(n)
+        live_metrics.record_counts(counts)
 
 
 class DecodeFn(beam.DoFn):
@@ -285,6 +290,7 @@ class CorrectBatchFn(beam.DoFn):
             # Metrics are recorded on this thread: the runner collects only the bundle thread's.
             self._latency.update(latency_ms)
             self._batch_size.update(len(chunk))
+            live_metrics.record_inference(len(chunk), latency_ms / 1000)
             if i + 1 < len(chunks):
                 scoring = self._scorer.submit(self._timed_score, chunks[i + 1])
             if model_error is not None:
@@ -350,7 +356,7 @@ class CorrectBatchFn(beam.DoFn):
                 release_date_precision=result.release_date_precision,
             )
         except Exception as e:  # noqa: BLE001 - one bad record must not stop the stream
-            counts["dead_letters.correct"] += 1
+            counts[f"dead_letters.correct.{type(e).__name__}"] += 1
             return _dead_letter_for(
                 record, stage="correct", error_type=type(e).__name__, message=str(e),
                 event_id=event.get("event_id"), model_version=self._model_version,
@@ -459,7 +465,7 @@ class EncodeFn(beam.DoFn):
         self._max_bytes = max_bytes
 
     def setup(self) -> None:
-        self._failures = Metrics.counter(METRICS_NAMESPACE, "dead_letters.encode")
+        self._counters = _Counters()
 
     def process(self, batch: CatalogBatch) -> Iterator[EncodedBatch]:
         failed: list[dict] = []
@@ -471,7 +477,7 @@ class EncodeFn(beam.DoFn):
             review = self._encode_all(CORRECTED_SCHEMA_ID, batch.review, failed, encoded_by_id)
         audit = self._encode_all(AUDIT_SCHEMA_ID, batch.audit, failed, {})
         if failed:
-            self._failures.inc(len(failed))
+            self._counters.inc_all(Counter(f"dead_letters.encode.{d['error_type']}" for d in failed))
         dead = [_encode_dead_letter(d) for d in (*batch.dead_letters, *failed)]
         yield EncodedBatch(corrected, review, audit, dead)
 

@@ -55,6 +55,7 @@ from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 
+from streaming import live_metrics
 from streaming.kafka_clients import (
     DEFAULT_CLIENT,
     ClientName,
@@ -515,6 +516,7 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
             tracker.defer_remainder(Duration.of(delay_s))
             return
         self._read_failures.pop(tp, None)
+        live_metrics.record_poll(tp[0], tp[1], position, consumer.highwater())
         # Records at or past the stop of a bounded read are not ours; the rest is claimed
         # at once by claiming its last offset.
         claimed = [r for r in polled if r.offset < restriction.stop]
@@ -589,8 +591,13 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
             estimator.set_watermark(candidate)
 
     def _commit(self, tp: tuple[str, int], offset: int) -> None:
+        consumer = self._consumers.get(tp)
+        if consumer is None:
+            # Torn down (the job is stopping) before the runner finalized this bundle: a restart
+            # re-reads from the partition's last commit.
+            return
         try:
-            self._consumers[tp].commit(offset, self._config.commit_timeout_ms)
+            consumer.commit(offset, self._config.commit_timeout_ms)
             self._commits.inc()
             self._commit_behind.discard(tp)
         except KafkaClientError as error:

@@ -10,12 +10,16 @@
     metafix train    --output-dir model/export [--config tiny|full]
     metafix evaluate --model-dir model/export --json evaluation.json
 
-Every subcommand takes ``--help``. Bad options, an unreachable broker, a
+Every subcommand takes ``--help`` and the logging flags of ``streaming/logs.py``
+(``--log-level``, ``--library-log-level``, ``--log-format text|json``,
+``--log-file auto|none|PATH``). Bad options, an unreachable broker, a
 missing topic or model end the command with one line on stderr and exit code 2.
 A stream whose pipeline fails while running (Kafka unwritable past the retry bound,
 say) prints its summary and the reason on one line and exits with code 1; its offsets
 are committed only up to what was written, so a restart with ``--start-from committed``
-loses nothing.
+loses nothing. Ctrl-C (SIGINT) and SIGTERM stop a stream: it cancels the job, prints the
+summary and exits with code 0. With ``--metrics-port`` a stream serves live Prometheus
+metrics and ``/healthz`` (``streaming/live_metrics.py``).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
 from model.training import evaluate, train
-from streaming import archive_compact, diff, preflight, profile_job, replay
+from streaming import archive_compact, diff, live_metrics, logs, preflight, profile_job, replay
 from streaming.metrics_summary import print_summary
 from streaming.options import ConfigError, MetafixOptions, stream_config, wants_help
 from streaming.pipeline import build_pipeline
@@ -53,6 +57,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 0
     options = PipelineOptions(list(argv or []))
     config = stream_config(options)
+    o = options.view_as(MetafixOptions)
+    if o.metrics_port is not None and not 0 <= o.metrics_port <= 65535:
+        raise ConfigError(f"--metrics-port must be between 0 and 65535, got {o.metrics_port}")
     preflight.check_stream(config)
     options = with_local_defaults(options, streaming=True)
     if config.partition_discovery_interval_s is not None and streams_one_stage_only(options):
@@ -64,10 +71,21 @@ def run(argv: Sequence[str] | None = None) -> int:
     # Beam's job-message reader thread raises when the runner goes away; through logging its
     # traceback can be silenced once the job's own reason has been given (see below).
     threading.excepthook = _log_thread_error
+    submitted: list[beam.runners.runner.PipelineResult] = []
+    metrics_server = None
+    if o.metrics_port is not None:
+        # Before the job starts, so a port already taken fails the command, not a running job.
+        try:
+            metrics_server = live_metrics.serve(o.metrics_port, o.metrics_address, lambda: _health(submitted))
+        except OSError as e:
+            raise ConfigError(f"--metrics-port {o.metrics_port}: {e.strerror or e}") from e
     result = pipeline.run()
+    submitted.append(result)
     log.info("metafix stream: running; reading %s, writing %s", config.input_topic, config.output_topic)
     failure = _wait_until_stopped(result)
-    print_summary(result, metrics_file=options.view_as(MetafixOptions).metrics_file)
+    print_summary(result, metrics_file=o.metrics_file)
+    if metrics_server is not None:
+        metrics_server.shutdown()
     if failure is not None:
         # The dying runner's threads go on logging their broken streams while the process
         # exits; dropping those keeps the reason the last line a supervisor's journal shows.
@@ -95,6 +113,8 @@ def _wait_until_stopped(result: beam.runners.runner.PipelineResult) -> str | Non
         waiter = threading.Thread(target=_wait_quietly, args=(result, stop, failures), daemon=True)
         waiter.start()
         stop.wait()
+        if requested.is_set():
+            logs.quiet_libraries_on_terminal()
         _cancel_unless_finished(result)
     finally:
         for s, handler in previous.items():
@@ -107,8 +127,10 @@ def _wait_until_stopped(result: beam.runners.runner.PipelineResult) -> str | Non
 
 def _log_thread_error(args: threading.ExceptHookArgs) -> None:
     name = args.thread.name if args.thread is not None else "a thread"
-    log.warning("metafix stream: %s ended with an error", name,
-                exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+    # Not one of metafix's own loggers: these are Beam's threads (the job-message reader, the SDK
+    # harness's gRPC streams), whose errors after a requested stop the terminal does not show.
+    logging.getLogger("threads").warning("metafix stream: %s ended with an error", name,
+                                         exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
 
 
 def _wait_quietly(result, stop: threading.Event, failures: list[BaseException]) -> None:
@@ -154,6 +176,16 @@ def _finished(result) -> bool:
     return PipelineState.is_terminal(result.state)
 
 
+def _health(submitted: list[beam.runners.runner.PipelineResult]) -> tuple[bool, str]:
+    if not submitted:
+        return False, "starting: the job is being submitted"
+    try:
+        state = str(submitted[0].state)
+    except grpc.RpcError as e:
+        return False, f"the runner is unreachable: {_rpc_status(e)}"
+    return live_metrics.health(state, live_metrics.seconds_since_last_poll())
+
+
 # Subcommand -> its run function; each module parses its own flags.
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "stream": run,
@@ -167,13 +199,8 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # kafka-python reports every reconnect at INFO; the job logs its own retries.
-    logging.getLogger("kafka").setLevel(logging.WARNING)
-    # Beam logs starting and stopping the runner's job service as warnings, the stop from an
-    # exit handler after the job's own last line; the job reports its start and end itself.
-    logging.getLogger("apache_beam.utils.subprocess_server").setLevel(logging.ERROR)
+    settings, args = logs.split_arguments(sys.argv[1:] if argv is None else argv)
+    logs.configure(settings, command=args[0] if args else "metafix")
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
         return 0 if args else 2
@@ -187,6 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"metafix {name}: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C before a stream's job runs (or during another command): one line, no traceback.
+        print(f"metafix {name}: interrupted", file=logs.terminal())
+        return 130
 
 
 if __name__ == "__main__":

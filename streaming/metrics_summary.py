@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any, TextIO
 
 from apache_beam.metrics.metric import MetricsFilter
 
+from streaming import logs
 from streaming.composites import METRICS_NAMESPACE
 
 
@@ -49,7 +51,11 @@ def format_summary(values: dict[str, Any]) -> str:
 
 def print_summary(result: Any, out: TextIO = sys.stdout, metrics_file: str | None = None) -> dict[str, Any]:
     values = collect(result)
-    print(format_summary(values), file=out, flush=True)
+    if logs.active().format == "json":
+        # A log shipper reads one JSON object per line: the summary is one, its values a field.
+        logging.getLogger("metafix").info("metafix summary", extra={"summary": values})
+    else:
+        print(format_summary(values), file=out, flush=True)
     if metrics_file:
         with open(metrics_file, "w", encoding="utf-8") as f:
             json.dump(values, f, indent=2, sort_keys=True)

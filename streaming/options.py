@@ -113,6 +113,10 @@ class MetafixOptions(PipelineOptions):
                        help="Keep the raw input events as hourly-partitioned Avro files under this path")
         g.add_argument("--metrics-file", dest="metrics_file", default=None,
                        help="Write the job's final metrics (counters, distributions) to this JSON file")
+        g.add_argument("--metrics-port", dest="metrics_port", type=int, default=None,
+                       help="stream: serve live Prometheus metrics and /healthz on this port (0: any free port)")
+        g.add_argument("--metrics-address", dest="metrics_address", default="127.0.0.1",
+                       help="stream: the address the metrics port binds (0.0.0.0 for a scraper on another host)")
         g.add_argument("--input", dest="input", default=None, help="replay: event-log files (glob or filesystem URL); "
                             "profile: those, or reference catalog files (.csv, .csv.gz)")
         g.add_argument("--output", dest="output", default=None, help="replay: output path prefix")

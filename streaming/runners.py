@@ -16,12 +16,21 @@ ran longer than that lost both streams with DEADLINE_EXCEEDED, and the runner th
 cancelled the job (apache/beam#35867). Those two streams last as long as the job;
 the deadline stays on the calls that submit it (DescribePipelineOptions, Prepare)
 and on waiting for the job server, where it belongs.
+
+The job servers Beam starts as child processes (Prism; Flink's embedded job server) run
+in a process group of their own. A Ctrl-C in a terminal goes to every process of the
+foreground group: Prism, in metafix's group, died of it while metafix was still cancelling
+the job, and the user got gRPC tracebacks instead of the summary. Outside the group only
+metafix receives it; metafix cancels the job and prints the summary, and Beam stops the
+job server when metafix exits. On Linux the job server is also killed when metafix dies,
+since a killed metafix no longer takes its process group's runner with it.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 
 from apache_beam.options.pipeline_options import (
     PipelineOptions,
@@ -29,7 +38,7 @@ from apache_beam.options.pipeline_options import (
     PrismRunnerOptions,
     StandardOptions,
 )
-from apache_beam.runners.portability import flink_runner, portable_runner, prism_runner
+from apache_beam.runners.portability import flink_runner, job_server, portable_runner, prism_runner
 from apache_beam.runners.runner import PipelineRunner
 
 from streaming.options import REPO_ROOT, ConfigError
@@ -114,12 +123,51 @@ class _LongLivedJobStreams:
         return handle
 
 
+# Runs argv[1:] in place (same pid, so Beam's stop signals reach it) in a new process group,
+# and on Linux asks the kernel to SIGKILL it when its parent dies (PR_SET_PDEATHSIG = 1).
+_EXEC_IN_OWN_GROUP = """
+import os, signal, sys
+os.setpgid(0, 0)
+if sys.platform == "linux":
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+os.execvp(sys.argv[1], sys.argv[1:])
+"""
+
+
+class _InOwnProcessGroup:
+    """Mixin for a Beam job server run as a subprocess: it starts in a process group of its own."""
+
+    def subprocess_cmd_and_endpoint(self) -> tuple[list, str]:
+        cmd, endpoint = super().subprocess_cmd_and_endpoint()
+        return [sys.executable, "-c", _EXEC_IN_OWN_GROUP, *map(str, cmd)], endpoint
+
+
+class _PrismInOwnGroup(_InOwnProcessGroup, prism_runner.PrismJobServer):
+    """Beam's Prism job server, started in a process group of its own (see the module doc)."""
+
+
+class _FlinkJarInOwnGroup(_InOwnProcessGroup, flink_runner.FlinkJarJobServer):
+    """Beam's embedded Flink job server (``java -jar``), started in a process group of its own."""
+
+
 class PrismRunner(_LongLivedJobStreams, prism_runner.PrismRunner):
-    """Beam's PrismRunner, whose job outlives ``--job_server_timeout``."""
+    """Beam's PrismRunner, whose job outlives ``--job_server_timeout`` and whose Prism keeps out of Ctrl-C."""
+
+    def default_job_server(self, options: PipelineOptions) -> job_server.JobServer:
+        # One Prism per process, as Beam's own default_job_server shares it.
+        return PrismRunner.shared_handle.acquire(lambda: job_server.StopOnExitJobServer(_PrismInOwnGroup(options)))
 
 
 class FlinkRunner(_LongLivedJobStreams, flink_runner.FlinkRunner):
-    """Beam's FlinkRunner, whose job outlives ``--job_server_timeout``."""
+    """Beam's FlinkRunner, whose job outlives ``--job_server_timeout`` and whose job server keeps out of Ctrl-C."""
+
+    def default_job_server(self, options: PipelineOptions) -> job_server.JobServer:
+        server = super().default_job_server(options)
+        if isinstance(server, job_server.StopOnExitJobServer):
+            # The job server Beam starts itself; an uber-jar submission (the other case) starts none.
+            return job_server.StopOnExitJobServer(_FlinkJarInOwnGroup(options))
+        return server
 
 
 class PortableRunner(_LongLivedJobStreams, portable_runner.PortableRunner):
