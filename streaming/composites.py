@@ -141,7 +141,7 @@ class DecodeFn(beam.DoFn):
     """A batch of records to one DecodedBatch; what cannot be decoded becomes a dead letter.
 
     With a schema registry, Avro inputs are read by their writer's schema, fetched once per
-    id; a registry that stays unreachable fails the bundle (``RegistryUnavailable``).
+    id; a registry that stays unreachable fails the bundle (``RegistryUnavailableError``).
     """
 
     def __init__(self, max_payload_bytes: int, registry: RegistrySettings | None = None):

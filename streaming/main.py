@@ -166,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # kafka-python reports every reconnect at INFO; the job logs its own retries.
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    # The schema registry client's HTTP library logs every request at INFO.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     # Beam logs starting and stopping the runner's job service as warnings, the stop from an
     # exit handler after the job's own last line; the job reports its start and end itself.
     logging.getLogger("apache_beam.utils.subprocess_server").setLevel(logging.ERROR)

@@ -12,7 +12,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError, SaslAuthenticationFailed
 
 from model.serving import ModelLoadError, Predictor
 from streaming.options import ConfigError, KafkaSettings, StreamConfig
-from streaming.schema_registry import RegistrySettings, RegistryUnavailable, check_reachable
+from streaming.schema_registry import RegistrySettings, RegistryUnavailableError, check_reachable
 
 
 def _accepts_connections(bootstrap_servers: str, timeout_s: float = 2.0) -> bool:
@@ -93,7 +93,7 @@ def check_model(model_dir: str) -> str:
 def check_schema_registry(settings: RegistrySettings) -> None:
     try:
         check_reachable(settings)
-    except RegistryUnavailable as e:
+    except RegistryUnavailableError as e:
         raise ConfigError(f"--schema-registry-url: {e}") from e
 
 

@@ -8,7 +8,7 @@
 
 Ids the registry does not know, and schemas that are not Avro, are ``codec.DecodeError``s
 (dead letters). A registry that does not answer is retried with back-off for
-``retry_timeout_s``; then ``RegistryUnavailable`` fails the bundle, so its offsets stay
+``retry_timeout_s``; then ``RegistryUnavailableError`` fails the bundle, so its offsets stay
 uncommitted and nothing is lost or dead-lettered for an outage (as a Kafka write that
 cannot be made within its bound fails the job, see ``streaming/kafkaio.py``).
 """
@@ -63,7 +63,7 @@ class RegistrySettings:
         return config
 
 
-class RegistryUnavailable(RuntimeError):
+class RegistryUnavailableError(RuntimeError):
     """The registry did not answer within the retry bound (or refused the credentials)."""
 
 
@@ -89,7 +89,7 @@ def with_retries(call: Callable[[], T], what: str, retry_timeout_s: float) -> T:
     """``call()``, retried with back-off while the registry is unreachable or failing (5xx, 429).
 
     Its answers (a 404, a refused registration) are raised at once as ``SchemaRegistryError``;
-    a failure that lasts past ``retry_timeout_s`` becomes ``RegistryUnavailable``.
+    a failure that lasts past ``retry_timeout_s`` becomes ``RegistryUnavailableError``.
     """
     started = time.monotonic()
     failures = 0
@@ -103,16 +103,16 @@ def with_retries(call: Callable[[], T], what: str, retry_timeout_s: float) -> T:
         except httpx2.HTTPError as e:
             error = f"{type(e).__name__}: {e}"
         if time.monotonic() - started > retry_timeout_s:
-            raise RegistryUnavailable(f"schema registry: {what} failed for {retry_timeout_s:.0f} s: {error}")
+            raise RegistryUnavailableError(f"schema registry: {what} failed for {retry_timeout_s:.0f} s: {error}")
         delay_s = _backoff_s(failures)
         failures += 1
         log.warning("schema registry: %s failed (%s); retry %d in %.1f s", what, error, failures, delay_s)
         time.sleep(delay_s)
 
 
-def _refused(what: str, error: SchemaRegistryError) -> RegistryUnavailable:
+def _refused(what: str, error: SchemaRegistryError) -> RegistryUnavailableError:
     # Wrong credentials or a wrong URL: every record would fail alike, so the bundle fails.
-    return RegistryUnavailable(f"schema registry: {what} was refused: HTTP {error.http_status_code}: "
+    return RegistryUnavailableError(f"schema registry: {what} was refused: HTTP {error.http_status_code}: "
                                f"{error.error_message}")
 
 
@@ -188,18 +188,18 @@ def output_schema_id(client: SchemaRegistryClient, subject: str, schema_text: st
 
 
 def check_reachable(settings: RegistrySettings) -> None:
-    """Lists the subjects once, without retries; raises ``RegistryUnavailable`` with one line."""
+    """Lists the subjects once, without retries; raises ``RegistryUnavailableError`` with one line."""
     client = connect(settings)
     try:
         subjects = client.get_subjects()
     except SchemaRegistryError as e:
         if e.http_status_code in (401, 403):
-            raise RegistryUnavailable(f"the schema registry at {settings.url} refused the credentials "
+            raise RegistryUnavailableError(f"the schema registry at {settings.url} refused the credentials "
                                       f"(user {settings.username!r}): HTTP {e.http_status_code}") from e
-        raise RegistryUnavailable(f"{settings.url} does not answer as a Confluent-API schema registry: "
+        raise RegistryUnavailableError(f"{settings.url} does not answer as a Confluent-API schema registry: "
                                   f"HTTP {e.http_status_code}") from e
     except httpx2.HTTPError as e:
-        raise RegistryUnavailable(f"cannot reach the schema registry at {settings.url}: "
+        raise RegistryUnavailableError(f"cannot reach the schema registry at {settings.url}: "
                                   f"{type(e).__name__}: {e}") from e
     if not isinstance(subjects, list):
-        raise RegistryUnavailable(f"{settings.url} does not answer as a Confluent-API schema registry")
+        raise RegistryUnavailableError(f"{settings.url} does not answer as a Confluent-API schema registry")

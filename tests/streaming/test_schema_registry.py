@@ -21,7 +21,7 @@ from streaming import schema_registry
 from streaming.composites import DEAD_LETTER, OUTPUT_SCHEMA_FILES, output_schema_ids
 from streaming.options import REPO_ROOT, ConfigError, MetafixOptions, registry_settings
 from streaming.preflight import check_schema_registry
-from streaming.schema_registry import PASSWORD_ENV, RegistrySettings, RegistryUnavailable
+from streaming.schema_registry import PASSWORD_ENV, RegistrySettings, RegistryUnavailableError
 from transforms import codec
 
 
@@ -76,7 +76,7 @@ def test_a_schema_that_is_not_avro_is_incompatible():
 def test_an_unreachable_registry_is_retried_then_fails_the_bundle():
     settings = RegistrySettings(f"http://127.0.0.1:{free_port()}", retry_timeout_s=0.2)
     schemas = schema_registry.WriterSchemaCache(schema_registry.connect(settings), settings.retry_timeout_s)
-    with pytest.raises(RegistryUnavailable, match="fetching schema 1 failed for 0 s: ConnectError"):
+    with pytest.raises(RegistryUnavailableError, match="fetching schema 1 failed for 0 s: ConnectError"):
         codec.decode_event(b"\x00\x00\x00\x00\x01\x02", writer_schemas=schemas)
     with pytest.raises(ConfigError) as info:
         check_schema_registry(settings)
