@@ -10,7 +10,10 @@ The app (`io.apicurio:apicurio-registry-app:3.3.3`, classifier `all`, a tar.gz) 
 Maven Central through ~/.m2 and is unpacked under .state/apicurio/. It needs Java 21 or
 newer, found through JAVA_HOME or under /usr/lib/jvm. Both its HTTP port and its
 management port (which Quarkus would open on 0.0.0.0:9000) are bound to 127.0.0.1, and it
-keeps its storage in memory: a restart forgets every schema.
+keeps its storage in memory: a restart forgets every schema. For TLS and basic-auth tests
+it can serve HTTPS only, with a given PEM certificate and key, and ask every request for a
+user of a given list (Quarkus's embedded users; the passwords go in a file, not on its
+command line).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import psutil
@@ -97,6 +100,15 @@ def fetch_app(state_dir: Path = DEFAULT_STATE_DIR) -> Path:
     return app_dir
 
 
+def _ready(management_port: int, timeout_s: float = 2.0) -> bool:
+    """Quarkus's readiness check, on the management port (which needs neither TLS nor a user)."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{management_port}/health/ready", timeout=timeout_s) as response:
+            return json.load(response).get("status") == "UP"
+    except (OSError, ValueError):
+        return False
+
+
 def serves_registry(url: str, timeout_s: float = 2.0) -> bool:
     """True when ``url`` (the API root) answers ``GET /subjects`` with a JSON list."""
     try:
@@ -122,15 +134,19 @@ def _is_alive(pid: int) -> bool:
 class LocalRegistry:
     """One registry, identified by its HTTP port; its pid file and log live in `state_dir`/registry-<port>."""
 
-    def __init__(self, port: int = DEFAULT_PORT, state_dir: Path = DEFAULT_STATE_DIR, heap: str = "256m"):
+    def __init__(self, port: int = DEFAULT_PORT, state_dir: Path = DEFAULT_STATE_DIR, heap: str = "256m",
+                 tls: tuple[Path, Path] | None = None, users: Mapping[str, str] | None = None):
+        """``tls``: (certificate, key) PEM files, then HTTPS only; ``users``: name -> password."""
         self.port = port
         self.state_dir = Path(state_dir)
         self.heap = heap
+        self.tls = tls
+        self.users = dict(users or {})
 
     @property
     def url(self) -> str:
         """The Confluent API root, what ``--schema-registry-url`` takes."""
-        return f"http://{HOST}:{self.port}{CCOMPAT_PATH}"
+        return f"{'https' if self.tls else 'http'}://{HOST}:{self.port}{CCOMPAT_PATH}"
 
     @property
     def home(self) -> Path:
@@ -157,7 +173,7 @@ class LocalRegistry:
         except psutil.Error:
             return None
         # Pids get reused: check that the process really is this registry.
-        return pid if f"-Dquarkus.http.port={self.port}" in cmdline else None
+        return pid if f"-Dquarkus.config.locations={self.home / 'application.properties'}" in cmdline else None
 
     def start(self, timeout_s: float = 120.0) -> float:
         """Starts the JVM detached and waits until the API answers; returns the seconds that took."""
@@ -169,13 +185,18 @@ class LocalRegistry:
         app_dir = fetch_app(self.state_dir)
         self.home.mkdir(parents=True, exist_ok=True)
         management_port = free_port()
+        config = self.home / "application.properties"
+        config.write_text("".join(f"{key}={value}\n" for key, value in self._secured_config().items()))
+        config.chmod(0o600)
         command = [
             str(java), f"-Xmx{self.heap}",
-            f"-Dquarkus.http.host={HOST}", f"-Dquarkus.http.port={self.port}",
-            f"-Dquarkus.management.host={HOST}", f"-Dquarkus.management.port={management_port}",
+            f"-Dquarkus.http.host={HOST}", f"-Dquarkus.management.host={HOST}",
+            f"-Dquarkus.management.port={management_port}",
+            f"-Dquarkus.http.{'ssl-port' if self.tls else 'port'}={self.port}",
             # An in-memory H2 database (the app's default, stated so it stays so).
             "-Dapicurio.storage.kind=sql", "-Dapicurio.storage.sql.kind=h2",
             f"-Dapicurio.datasource.url=jdbc:h2:mem:registry-{self.port}",
+            f"-Dquarkus.config.locations={config}",
             "-jar", str(app_dir / "quarkus-run.jar"),
         ]
         started = time.monotonic()
@@ -196,12 +217,33 @@ class LocalRegistry:
             if not _is_alive(pid):
                 self._pid_file.unlink(missing_ok=True)
                 raise LocalRegistryError(f"the registry on port {self.port} exited during startup; log {self.log_file}")
-            if serves_registry(self.url):
+            if _ready(management_port):
                 return time.monotonic() - started
             time.sleep(0.2)
         self.stop()
         raise LocalRegistryError(f"the registry on port {self.port} was not ready after {timeout_s:.0f} s; "
                                  f"log {self.log_file}")
+
+    def _secured_config(self) -> dict[str, str]:
+        config: dict[str, str] = {}
+        if self.tls:
+            certificate, key = self.tls
+            config |= {
+                "quarkus.http.port": "0",
+                "quarkus.http.insecure-requests": "disabled",
+                "quarkus.http.ssl.certificate.files": str(certificate),
+                "quarkus.http.ssl.certificate.key-files": str(key),
+            }
+        if self.users:
+            config |= {
+                "quarkus.http.auth.basic": "true",
+                "quarkus.security.users.embedded.enabled": "true",
+                "quarkus.security.users.embedded.plain-text": "true",
+                "quarkus.http.auth.permission.all.paths": "/*",
+                "quarkus.http.auth.permission.all.policy": "authenticated",
+            }
+            config |= {f"quarkus.security.users.embedded.users.{name}": pw for name, pw in self.users.items()}
+        return config
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """SIGTERM, SIGKILL after `timeout_s`; False when no registry was running."""

@@ -133,11 +133,9 @@ def parse_writer_schema(schema_id: int, schema: Schema) -> dict[str, Any]:
 class WriterSchemaCache:
     """``codec.WriterSchemas`` over a registry: each id is fetched and parsed once."""
 
-    def __init__(self, client: SchemaRegistryClient, retry_timeout_s: float,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, client: SchemaRegistryClient, retry_timeout_s: float):
         self._client = client
         self._retry_timeout_s = retry_timeout_s
-        self._clock = clock
         self._schemas: dict[int, dict[str, Any] | DecodeError] = {}
         self._unknown_until: dict[int, float] = {}
 
@@ -150,7 +148,7 @@ class WriterSchemaCache:
         return known
 
     def _fetch(self, schema_id: int) -> dict[str, Any] | DecodeError:
-        if self._clock() < self._unknown_until.get(schema_id, float("-inf")):
+        if time.monotonic() < self._unknown_until.get(schema_id, float("-inf")):
             return DecodeError(UNKNOWN_SCHEMA_ID, f"schema id {schema_id} is not in the schema registry")
         what = f"fetching schema {schema_id}"
         try:
@@ -158,7 +156,7 @@ class WriterSchemaCache:
         except SchemaRegistryError as e:
             if not _is_not_found(e, SCHEMA_NOT_FOUND):
                 raise _refused(what, e) from e
-            self._unknown_until[schema_id] = self._clock() + UNKNOWN_RECHECK_S
+            self._unknown_until[schema_id] = time.monotonic() + UNKNOWN_RECHECK_S
             return DecodeError(UNKNOWN_SCHEMA_ID, f"schema id {schema_id} is not in the schema registry")
         try:
             parsed: dict[str, Any] | DecodeError = parse_writer_schema(schema_id, schema)

@@ -10,12 +10,14 @@ import json
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from confluent_kafka.schema_registry import Schema
 
 from harness.local_kafka import free_port
+from harness.local_registry import LocalRegistry
 from schemas import SCHEMA_IDS, schema_text
 from streaming import schema_registry
 from streaming.composites import DEAD_LETTER, OUTPUT_SCHEMA_FILES, output_schema_ids
@@ -84,6 +86,7 @@ def test_an_unreachable_registry_is_retried_then_fails_the_bundle():
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_replay_with_an_unreachable_registry_exits_2_with_one_line(tmp_path):
     events = tmp_path / "events.jsonl"
     events.write_text('{"event_id": "e", "track": {}}\n')
@@ -142,3 +145,62 @@ def test_output_schemas_are_registered_under_topic_value_once(registry_server):
             assert json.loads(registered.schema.schema_str) == json.loads(schema_text(OUTPUT_SCHEMA_FILES[name]))
     # An output without a topic is not written, and keeps registry.json's id.
     assert ids["audit"] == SCHEMA_IDS["audit_entry.avsc"]
+
+
+def _authority(directory: Path, name: str) -> Path:
+    """A self-signed CA under ``directory``/``name``.pem (its key beside it)."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(directory / f"{name}.key"), "-out", str(directory / f"{name}.pem"),
+                    "-subj", f"/CN={name}"], check=True, capture_output=True)
+    return directory / f"{name}.pem"
+
+
+def _server_certificate(directory: Path, ca: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by ``ca``, and its key."""
+    key, csr, cert = directory / "server.key", directory / "server.csr", directory / "server.pem"
+    extensions = directory / "server.ext"
+    extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+                    "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca.with_suffix(".key")),
+                    "-CAcreateserial", "-days", "1", "-out", str(cert), "-extfile", str(extensions)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def secured_registry(tmp_path_factory) -> tuple[LocalRegistry, Path, Path]:
+    """A registry on HTTPS only that asks for user metafix; its CA, and a CA that did not sign it."""
+    directory = tmp_path_factory.mktemp("registry-tls")
+    ca = _authority(directory, "registry-ca")
+    registry = LocalRegistry(port=free_port(), tls=_server_certificate(directory, ca),
+                             users={"metafix": "s3cret-registry"})
+    registry.start()
+    try:
+        yield registry, ca, _authority(directory, "stranger-ca")
+    finally:
+        registry.stop()
+
+
+@pytest.mark.registry
+@pytest.mark.slow
+def test_tls_and_basic_auth(secured_registry, tmp_path):
+    registry, ca, stranger = secured_registry
+    password = tmp_path / "password"
+    password.write_text("s3cret-registry\n")
+    flags = ["--schema-registry-url", registry.url, "--schema-registry-user", "metafix",
+             "--schema-registry-password-file", str(password)]
+    settings = _settings(*flags, "--schema-registry-ca-file", str(ca))
+    check_schema_registry(settings)
+    topic = f"tls-{uuid.uuid4().hex[:8]}"
+    ids = output_schema_ids(settings, {"corrected": topic})
+    cache = schema_registry.WriterSchemaCache(schema_registry.connect(settings), settings.retry_timeout_s)
+    assert cache(ids["corrected"])["name"] == "io.metafix.CorrectedRecord"
+
+    with pytest.raises(ConfigError, match="CERTIFICATE_VERIFY_FAILED") as info:
+        check_schema_registry(_settings(*flags, "--schema-registry-ca-file", str(stranger)))
+    assert "\n" not in str(info.value)
+    password.write_text("wrong")
+    with pytest.raises(ConfigError, match="refused the credentials \\(user 'metafix'\\): HTTP 401") as info:
+        check_schema_registry(_settings(*flags, "--schema-registry-ca-file", str(ca)))
+    assert "s3cret" not in str(info.value)
