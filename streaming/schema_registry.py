@@ -27,6 +27,7 @@ import httpx2
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from schemas import CATALOG_UPDATE_EVENT
 from transforms.codec import INCOMPATIBLE_SCHEMA, UNKNOWN_SCHEMA_ID, DecodeError
 
 log = logging.getLogger(__name__)
@@ -124,10 +125,12 @@ def parse_writer_schema(schema_id: int, schema: Schema) -> dict[str, Any]:
         raise DecodeError(INCOMPATIBLE_SCHEMA, f"schema id {schema_id} references other subjects, "
                                                "which metafix does not resolve")
     try:
-        return fastavro.parse_schema(json.loads(schema.schema_str))
+        parsed = fastavro.parse_schema(json.loads(schema.schema_str))
     except Exception as e:  # noqa: BLE001 - json and fastavro raise many types for a bad schema
         raise DecodeError(INCOMPATIBLE_SCHEMA, f"schema id {schema_id} does not parse: {type(e).__name__}: "
                                                f"{str(e)[:300]}") from e
+    # metafix's own schema is returned as itself: decoding skips resolution for it.
+    return CATALOG_UPDATE_EVENT if parsed == CATALOG_UPDATE_EVENT else parsed
 
 
 class WriterSchemaCache:

@@ -72,8 +72,9 @@ class DecodeError(Exception):
         self.event_id = event_id
 
 
-# Schema id -> the writer's parsed Avro schema; raises DecodeError (UNKNOWN_SCHEMA_ID or
-# INCOMPATIBLE_SCHEMA) for an id it cannot give a usable schema for.
+# Schema id -> the writer's parsed Avro schema (``CATALOG_UPDATE_EVENT`` itself when it is
+# metafix's own); raises DecodeError (UNKNOWN_SCHEMA_ID or INCOMPATIBLE_SCHEMA) for an id it
+# cannot give a usable schema for.
 WriterSchemas = Callable[[int], dict[str, Any]]
 
 
@@ -115,8 +116,10 @@ def _decode_confluent_avro(payload: bytes) -> dict[str, Any]:
 def _decode_registry_avro(payload: bytes, writer_schemas: WriterSchemas) -> dict[str, Any]:
     schema_id = _schema_id(payload)
     writer = writer_schemas(schema_id)
+    # metafix's own schema needs no resolution, which costs a third more per record.
+    reader = None if writer is CATALOG_UPDATE_EVENT else CATALOG_UPDATE_EVENT
     try:
-        return _read_avro_body(payload, writer, CATALOG_UPDATE_EVENT)
+        return _read_avro_body(payload, writer, reader)
     except SchemaResolutionError as e:
         # fastavro resolves while it reads: a union branch the reader cannot take fails only
         # for the records that use it, as the Avro specification has it.

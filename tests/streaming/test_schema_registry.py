@@ -18,7 +18,7 @@ from confluent_kafka.schema_registry import Schema
 
 from harness.local_kafka import free_port
 from harness.local_registry import LocalRegistry
-from schemas import SCHEMA_IDS, schema_text
+from schemas import CATALOG_UPDATE_EVENT, SCHEMA_IDS, schema_text
 from streaming import schema_registry
 from streaming.composites import DEAD_LETTER, OUTPUT_SCHEMA_FILES, output_schema_ids
 from streaming.options import REPO_ROOT, ConfigError, MetafixOptions, registry_settings
@@ -118,7 +118,7 @@ def test_writer_schemas_come_from_the_registry(registry_server):
     as_json = client.register_schema(f"json-{uuid.uuid4().hex[:8]}-value",
                                      Schema('{"type": "object", "properties": {}}', "JSON"))
     cache = schema_registry.WriterSchemaCache(client, retry_timeout_s=5)
-    assert cache(v1)["name"] == "io.metafix.CatalogUpdateEvent"
+    assert cache(v1) is CATALOG_UPDATE_EVENT  # read without resolution
     assert [f["name"] for f in cache(v2)["fields"]][-1] == "priority"
     for schema_id, error_type in ((as_json, codec.INCOMPATIBLE_SCHEMA), (999_999, codec.UNKNOWN_SCHEMA_ID)):
         with pytest.raises(codec.DecodeError) as info:

@@ -119,7 +119,10 @@ def _event_id_as_long(raw: dict) -> None:
     raw["fields"][0]["type"] = "long"
 
 
-WRITERS = {10: _event_schema(), 11: _event_schema(_v2), 12: _event_schema(_event_id_as_long)}
+# Id 9 is the registry's copy of metafix's schema as the lookup gives it (read without
+# resolution); 10 the same schema parsed apart (read with it).
+WRITERS = {9: schemas.CATALOG_UPDATE_EVENT, 10: _event_schema(), 11: _event_schema(_v2),
+           12: _event_schema(_event_id_as_long)}
 
 
 def _lookup(schema_id: int) -> dict:
@@ -137,6 +140,7 @@ def _framed(schema_id: int, record: dict) -> bytes:
 
 def test_registry_writer_schemas_resolve_to_the_reader_schema():
     event = _event(title="Song", isrc="us-s1z-99-00001")
+    assert codec.decode_event(_framed(9, event), writer_schemas=_lookup) == event
     assert codec.decode_event(_framed(10, event), writer_schemas=_lookup) == event
     v2 = {k: v for k, v in event.items() if k != "source"} | {"priority": 3}
     # The added field is skipped; the dropped one takes the reader's default.
