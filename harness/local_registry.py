@@ -23,6 +23,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -40,6 +41,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STATE_DIR = REPO_ROOT / ".state" / "apicurio"
 DEFAULT_PORT = 18181
 VERSION = "3.3.3"
+APP_DIR = DEFAULT_STATE_DIR / f"apicurio-registry-app-{VERSION}"
 ARTIFACT = f"io.apicurio:apicurio-registry-app:{VERSION}:tar.gz:all"
 TARBALL = (Path.home() / ".m2" / "repository" / "io" / "apicurio" / "apicurio-registry-app" / VERSION
            / f"apicurio-registry-app-{VERSION}-all.tar.gz")
@@ -81,9 +83,12 @@ def find_java(minimum: int = MIN_JAVA) -> Path:
     raise LocalRegistryError(f"Apicurio Registry needs Java {minimum} or newer: none in JAVA_HOME or {JVM_DIR}")
 
 
-def fetch_app(state_dir: Path = DEFAULT_STATE_DIR) -> Path:
-    """The unpacked app's directory (with quarkus-run.jar); fetched by Maven and unpacked once."""
-    app_dir = state_dir / f"apicurio-registry-app-{VERSION}"
+def fetch_app() -> Path:
+    """The unpacked app's directory (with quarkus-run.jar); fetched by Maven and unpacked once.
+
+    One copy serves the registries of every state dir (the tests keep theirs in tmp dirs).
+    """
+    app_dir = APP_DIR
     if (app_dir / "quarkus-run.jar").is_file():
         return app_dir
     if not TARBALL.is_file():
@@ -106,6 +111,23 @@ def _ready(management_port: int, timeout_s: float = 2.0) -> bool:
         with urllib.request.urlopen(f"http://{HOST}:{management_port}/health/ready", timeout=timeout_s) as response:
             return json.load(response).get("status") == "UP"
     except (OSError, ValueError):
+        return False
+
+
+def _answers(url: str, timeout_s: float = 30.0) -> bool:
+    """True once the API answers at all, a refusal (401) included.
+
+    Readiness comes before the API's first answer, which under load can take seconds more;
+    waiting for it keeps that out of the first test's request. The certificate is not checked
+    here: this only waits for the registry this harness started.
+    """
+    context = ssl._create_unverified_context() if url.startswith("https") else None
+    try:
+        with urllib.request.urlopen(f"{url}/subjects", timeout=timeout_s, context=context):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
         return False
 
 
@@ -182,7 +204,7 @@ class LocalRegistry:
         if port_is_open(self.port):
             raise LocalRegistryError(f"port {self.port} is already taken by another process")
         java = find_java()
-        app_dir = fetch_app(self.state_dir)
+        app_dir = fetch_app()
         self.home.mkdir(parents=True, exist_ok=True)
         management_port = free_port()
         config = self.home / "application.properties"
@@ -217,7 +239,7 @@ class LocalRegistry:
             if not _is_alive(pid):
                 self._pid_file.unlink(missing_ok=True)
                 raise LocalRegistryError(f"the registry on port {self.port} exited during startup; log {self.log_file}")
-            if _ready(management_port):
+            if _ready(management_port) and _answers(self.url):
                 return time.monotonic() - started
             time.sleep(0.2)
         self.stop()
@@ -280,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     registry = LocalRegistry(port=args.port, state_dir=args.state_dir)
     try:
         if args.command == "fetch":
-            print(f"Apicurio Registry {VERSION} ready in {fetch_app(args.state_dir)}")
+            print(f"Apicurio Registry {VERSION} ready in {fetch_app()}")
         elif args.command == "up":
             if registry.pid() is not None or serves_registry(registry.url):
                 print(f"schema registry already running at {registry.url}")

@@ -173,7 +173,7 @@ def secured_registry(tmp_path_factory) -> tuple[LocalRegistry, Path, Path]:
     """A registry on HTTPS only that asks for user metafix; its CA, and a CA that did not sign it."""
     directory = tmp_path_factory.mktemp("registry-tls")
     ca = _authority(directory, "registry-ca")
-    registry = LocalRegistry(port=free_port(), tls=_server_certificate(directory, ca),
+    registry = LocalRegistry(port=free_port(), state_dir=directory, tls=_server_certificate(directory, ca),
                              users={"metafix": "s3cret-registry"})
     registry.start()
     try:

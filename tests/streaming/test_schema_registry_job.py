@@ -68,8 +68,8 @@ V3 = _schema(_v3)
 
 
 @pytest.fixture
-def own_registry() -> LocalRegistry:
-    registry = LocalRegistry(port=free_port())
+def own_registry(tmp_path) -> LocalRegistry:
+    registry = LocalRegistry(port=free_port(), state_dir=tmp_path / "registry")
     registry.start()
     try:
         yield registry
