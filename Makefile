@@ -7,6 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STATE := .state
 KAFKA_PORT ?= 9092
+REGISTRY_PORT ?= 18181
 BEAM_VERSION := 2.77.0
 PRISM := $(STATE)/bin/prism
 MODEL_DIR ?= model/export
@@ -45,6 +46,15 @@ kafka-up: kafka-jars ## Start a local KRaft broker on 127.0.0.1:KAFKA_PORT (defa
 kafka-down: venv ## Stop the local broker on KAFKA_PORT
 	$(PY) -m harness.local_kafka down --port $(KAFKA_PORT)
 
+registry-app: venv ## Fetch Apicurio Registry 3.3.3 from Maven Central (cached in ~/.m2) and unpack it into .state/apicurio
+	$(PY) -m harness.local_registry fetch
+
+registry-up: registry-app ## Start a schema registry (Apicurio, Confluent API, in memory) on 127.0.0.1:REGISTRY_PORT (18181); needs Java 21+
+	$(PY) -m harness.local_registry up --port $(REGISTRY_PORT)
+
+registry-down: venv ## Stop the schema registry on REGISTRY_PORT
+	$(PY) -m harness.local_registry down --port $(REGISTRY_PORT)
+
 $(MODEL_DIR)/LATEST: | venv
 	$(VENV)/bin/metafix train --output-dir $(MODEL_DIR) --config full
 
@@ -54,7 +64,7 @@ model: venv ## Train, evaluate-on-validation and export the default model into m
 evaluate: $(MODEL_DIR)/LATEST ## Evaluate the default model against the rules-only baseline (JSON + report)
 	$(VENV)/bin/metafix evaluate --model-dir $(MODEL_DIR) --json $(MODEL_DIR)/evaluation.json
 
-test: venv prism kafka-jars flink-job-server ## Run the whole suite, Flink included (starts its own Kafka broker)
+test: venv prism kafka-jars registry-app flink-job-server ## Run the whole suite, Flink included (starts its own Kafka broker)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-unit: venv ## The fast loop (under 2 minutes): no broker, no Prism, no Flink, nothing marked slow
@@ -99,4 +109,4 @@ lint: venv ## ruff
 clean: ## Remove broker state and caches (keeps the virtualenv and the model)
 	rm -rf $(STATE)/kafka-* .pytest_cache
 
-.PHONY: help venv prism kafka-jars kafka-up kafka-down model evaluate test test-unit flink-job-server test-flink dataflow-template demo bench soak chaos compact lint clean
+.PHONY: help venv prism kafka-jars kafka-up kafka-down registry-app registry-up registry-down model evaluate test test-unit flink-job-server test-flink dataflow-template demo bench soak chaos compact lint clean

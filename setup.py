@@ -22,6 +22,8 @@ setup(
         "tensorflow-transform==1.21.0",
         "kafka-python==3.0.12",
         "confluent-kafka==2.16.1",
+        "authlib==1.9.6",
+        "httpx2==2.16.2",
         "orjson==3.13.0",
         "fastavro==1.13.1",
         "crc32c==2.9.post0",

@@ -34,7 +34,8 @@ DEAD_LETTER = _load("dead_letter.avsc")
 AUDIT_ENTRY = _load("audit_entry.avsc")
 ARCHIVED_EVENT = _load("archived_event.avsc")
 
-_BY_FILE = {
+# File name -> parsed schema; the file's text is what a schema registry is given.
+SCHEMAS_BY_FILE: dict[str, dict[str, Any]] = {
     "catalog_update_event.avsc": CATALOG_UPDATE_EVENT,
     "corrected_record.avsc": CORRECTED_RECORD,
     "dead_letter.avsc": DEAD_LETTER,
@@ -42,9 +43,14 @@ _BY_FILE = {
     "archived_event.avsc": ARCHIVED_EVENT,
 }
 # Confluent schema id -> parsed schema.
-SCHEMAS_BY_ID: dict[int, dict[str, Any]] = {i: _BY_FILE[f] for i, f in _registry().items()}
+SCHEMAS_BY_ID: dict[int, dict[str, Any]] = {i: SCHEMAS_BY_FILE[f] for i, f in _registry().items()}
 SCHEMA_IDS: dict[str, int] = {f: i for i, f in _registry().items()}
 EVENT_SCHEMA_ID = SCHEMA_IDS["catalog_update_event.avsc"]
 CORRECTED_SCHEMA_ID = SCHEMA_IDS["corrected_record.avsc"]
 DEAD_LETTER_SCHEMA_ID = SCHEMA_IDS["dead_letter.avsc"]
 AUDIT_SCHEMA_ID = SCHEMA_IDS["audit_entry.avsc"]
+
+
+def schema_text(filename: str) -> str:
+    """The ``.avsc`` file as written, for registering it with a schema registry."""
+    return (SCHEMA_DIR / filename).read_text(encoding="utf-8")

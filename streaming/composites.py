@@ -28,8 +28,9 @@ from apache_beam.utils import shared
 
 from model.profilestore import LatestProfile, bundled_profile_dir
 from model.serving import Predictor
-from schemas import AUDIT_SCHEMA_ID, CORRECTED_SCHEMA_ID
-from streaming import live_metrics
+from schemas import SCHEMA_IDS, SCHEMAS_BY_FILE, schema_text
+from streaming import live_metrics, schema_registry
+from streaming.schema_registry import RegistrySettings
 from transforms import codec, records
 from transforms.policy import RecordScores, Thresholds, correct_track
 
@@ -142,13 +143,22 @@ class _Counters:
 
 
 class DecodeFn(beam.DoFn):
-    """A batch of records to one DecodedBatch; what cannot be decoded becomes a dead letter."""
+    """A batch of records to one DecodedBatch; what cannot be decoded becomes a dead letter.
 
-    def __init__(self, max_payload_bytes: int):
+    With a schema registry, Avro inputs are read by their writer's schema, fetched once per
+    id; a registry that stays unreachable fails the bundle (``RegistryUnavailableError``).
+    """
+
+    def __init__(self, max_payload_bytes: int, registry: RegistrySettings | None = None):
         self._max_payload_bytes = max_payload_bytes
+        self._registry = registry
 
     def setup(self) -> None:
         self._counters = _Counters()
+        self._writer_schemas = None
+        if self._registry is not None:
+            self._writer_schemas = schema_registry.WriterSchemaCache(
+                schema_registry.connect(self._registry), self._registry.retry_timeout_s)
 
     def process(self, batch: RecordBatch | Sequence[Any]) -> Iterator[DecodedBatch]:
         events: list[tuple[Any, dict]] = []
@@ -159,7 +169,7 @@ class DecodeFn(beam.DoFn):
                 if isinstance(record, EventRecord):
                     event = codec.validate_event(record.event)
                 else:
-                    event = codec.decode_event(record.value, self._max_payload_bytes)
+                    event = codec.decode_event(record.value, self._max_payload_bytes, self._writer_schemas)
             except codec.DecodeError as e:
                 counts[f"dead_letters.decode.{e.error_type}"] += 1
                 dead.append(_dead_letter_for(
@@ -388,15 +398,17 @@ class RouteFn(beam.DoFn):
 class CorrectCatalog(beam.PTransform):
     """Batches of Kafka-like records (sequences or RecordBatches) in; one CatalogBatch (dicts) out per batch."""
 
-    def __init__(self, settings: CorrectionSettings, max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES):
+    def __init__(self, settings: CorrectionSettings, max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
+                 registry: RegistrySettings | None = None):
         super().__init__()
         self._settings = settings
         self._max_payload_bytes = max_payload_bytes
+        self._registry = registry
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
         return (
             batches
-            | "DecodeEvents" >> beam.ParDo(DecodeFn(self._max_payload_bytes))
+            | "DecodeEvents" >> beam.ParDo(DecodeFn(self._max_payload_bytes, self._registry))
             | "ScoreAndCorrect" >> beam.ParDo(CorrectBatchFn(self._settings, shared.Shared(), shared.Shared()))
             | "RouteOutputs" >> beam.ParDo(RouteFn())
         )
@@ -422,13 +434,43 @@ class EncodedBatch(NamedTuple):
     dead_letters: list[KeyValue]
 
 
-def encode_output(schema_id: int, record: dict, max_bytes: int = codec.MAX_OUTPUT_BYTES) -> KeyValue:
+# Each output's schema file; its id comes from registry.json, or from the schema registry
+# under <topic>-value. Review entries are corrected records.
+OUTPUT_SCHEMA_FILES = {
+    "corrected": "corrected_record.avsc",
+    "review": "corrected_record.avsc",
+    "audit": "audit_entry.avsc",
+    DEAD_LETTER: "dead_letter.avsc",
+}
+
+
+def output_schema_ids(registry: RegistrySettings | None, topics: dict[str, str | None]) -> dict[str, int]:
+    """Output name -> the schema id its records are framed with.
+
+    With a registry, each output that has a topic gets its schema's id under ``<topic>-value``
+    (registered if need be); the others keep registry.json's (they are not written).
+    """
+    ids = {name: SCHEMA_IDS[file] for name, file in OUTPUT_SCHEMA_FILES.items()}
+    if registry is None:
+        return ids
+    client = schema_registry.connect(registry)
+    for name, file in OUTPUT_SCHEMA_FILES.items():
+        topic = topics.get(name)
+        if topic:
+            ids[name] = schema_registry.output_schema_id(client, f"{topic}-value", schema_text(file),
+                                                         registry.retry_timeout_s)
+    return ids
+
+
+def encode_output(schema_id: int, record: dict, max_bytes: int = codec.MAX_OUTPUT_BYTES,
+                  schema: dict | None = None) -> KeyValue:
     """(key, Confluent-framed Avro); raises when the record does not fit the schema or Kafka.
 
     A record that encodes to more than ``max_bytes`` raises ``OutputTooLarge``: Kafka would
-    refuse it for good, and a refused send fails its bundle on every retry.
+    refuse it for good, and a refused send fails its bundle on every retry. ``schema``: the
+    parsed schema ``schema_id`` stands for (by default registry.json's).
     """
-    value = codec.confluent_encode(schema_id, record)
+    value = codec.confluent_encode(schema_id, record, schema)
     if len(value) > max_bytes:
         raise OutputTooLarge(f"{len(value)} bytes encoded > limit {max_bytes}")
     return _key_bytes(record.get("entity_id")), value
@@ -451,39 +493,49 @@ def encode_failure(record: dict, error: Exception) -> dict:
     )
 
 
-def _encode_dead_letter(record: dict) -> KeyValue:
-    return record["key"], codec.encode_dead_letter(record)
-
-
 class EncodeFn(beam.DoFn):
     """One CatalogBatch to one EncodedBatch; a record that fails to encode becomes a dead letter.
 
-    A review entry that is the corrected record itself reuses the corrected record's bytes.
+    A review entry that is the corrected record itself reuses the corrected record's bytes
+    (behind the review subject's id, should the registry have given it another).
     """
 
-    def __init__(self, max_bytes: int = codec.MAX_OUTPUT_BYTES):
+    def __init__(self, max_bytes: int = codec.MAX_OUTPUT_BYTES, registry: RegistrySettings | None = None,
+                 topics: dict[str, str | None] | None = None):
         self._max_bytes = max_bytes
+        self._registry = registry
+        self._topics = dict(topics or {})
 
     def setup(self) -> None:
         self._counters = _Counters()
+        self._ids = output_schema_ids(self._registry, self._topics)
 
     def process(self, batch: CatalogBatch) -> Iterator[EncodedBatch]:
         failed: list[dict] = []
         encoded_by_id: dict[int, KeyValue] = {}
-        corrected = self._encode_all(CORRECTED_SCHEMA_ID, batch.corrected, failed, encoded_by_id)
-        review = [encoded_by_id[id(r)] for r in batch.review if id(r) in encoded_by_id]
+        corrected = self._encode_all("corrected", batch.corrected, failed, encoded_by_id)
+        review_id = self._ids["review"]
+        review = [self._with_id(encoded_by_id[id(r)], review_id) for r in batch.review if id(r) in encoded_by_id]
         if len(review) < len(batch.review):
             # Review entries that are not corrected records of this batch are encoded on their own.
-            review = self._encode_all(CORRECTED_SCHEMA_ID, batch.review, failed, encoded_by_id)
-        audit = self._encode_all(AUDIT_SCHEMA_ID, batch.audit, failed, {})
+            same_id = review_id == self._ids["corrected"]
+            review = self._encode_all("review", batch.review, failed, encoded_by_id if same_id else {})
+        audit = self._encode_all("audit", batch.audit, failed, {})
         if failed:
             self._counters.inc_all(Counter(f"dead_letters.encode.{d['error_type']}" for d in failed))
-        dead = [_encode_dead_letter(d) for d in (*batch.dead_letters, *failed)]
+        dead_schema = SCHEMAS_BY_FILE[OUTPUT_SCHEMA_FILES[DEAD_LETTER]]
+        dead = [(d["key"], codec.confluent_encode(self._ids[DEAD_LETTER], d, dead_schema))
+                for d in (*batch.dead_letters, *failed)]
         yield EncodedBatch(corrected, review, audit, dead)
 
+    def _with_id(self, pair: KeyValue, schema_id: int) -> KeyValue:
+        key, value = pair
+        return key, value if schema_id == self._ids["corrected"] else codec.reframe(value, schema_id)
+
     def _encode_all(
-        self, schema_id: int, outputs: list[dict], failed: list[dict], encoded_by_id: dict[int, KeyValue]
+        self, name: str, outputs: list[dict], failed: list[dict], encoded_by_id: dict[int, KeyValue]
     ) -> list[KeyValue]:
+        schema_id, schema = self._ids[name], SCHEMAS_BY_FILE[OUTPUT_SCHEMA_FILES[name]]
         encoded = []
         for record in outputs:
             known = encoded_by_id.get(id(record))
@@ -491,7 +543,7 @@ class EncodeFn(beam.DoFn):
                 encoded.append(known)
                 continue
             try:
-                pair = encode_output(schema_id, record, self._max_bytes)
+                pair = encode_output(schema_id, record, self._max_bytes, schema)
             except Exception as e:  # noqa: BLE001 - the record goes out as a dead letter instead
                 failed.append(encode_failure(record, e))
                 continue
@@ -501,11 +553,18 @@ class EncodeFn(beam.DoFn):
 
 
 class EncodeOutputs(beam.PTransform):
-    """Encodes every output for Kafka: CatalogBatch -> EncodedBatch."""
+    """Encodes every output for Kafka: CatalogBatch -> EncodedBatch.
 
-    def __init__(self, max_bytes: int = codec.MAX_OUTPUT_BYTES):
+    ``topics``: output name -> topic, whose ``<topic>-value`` subjects give the ids when a
+    schema ``registry`` is set.
+    """
+
+    def __init__(self, max_bytes: int = codec.MAX_OUTPUT_BYTES, registry: RegistrySettings | None = None,
+                 topics: dict[str, str | None] | None = None):
         super().__init__()
         self._max_bytes = max_bytes
+        self._registry = registry
+        self._topics = topics
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
-        return batches | "EncodeBatches" >> beam.ParDo(EncodeFn(self._max_bytes))
+        return batches | "EncodeBatches" >> beam.ParDo(EncodeFn(self._max_bytes, self._registry, self._topics))

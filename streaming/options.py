@@ -26,6 +26,8 @@ from streaming.client_properties import (
     parse_properties,
 )
 from streaming.kafka_clients import CLIENT_NAMES, DEFAULT_CLIENT, ClientName, KafkaSecurity
+from streaming.schema_registry import PASSWORD_ENV as REGISTRY_PASSWORD_ENV
+from streaming.schema_registry import RegistrySettings
 from streaming.secret_sources import (
     PASSWORD_ENV,
     SecretError,
@@ -141,6 +143,19 @@ class MetafixOptions(PipelineOptions):
         g.add_argument("--sasl-plain-password-secret", dest="sasl_plain_password_secret", default=None,
                        help="Secret Manager secret with the SASL password (projects/P/secrets/S[/versions/V]), "
                             "read by each worker")
+        g.add_argument("--schema-registry-url", dest="schema_registry_url", default=None,
+                       help="Confluent-API schema registry (e.g. http://host:8081, or Apicurio's "
+                            ".../apis/ccompat/v7): writer schemas by each input's id, output ids by "
+                            "<topic>-value; without it the ids of schemas/registry.json")
+        g.add_argument("--schema-registry-user", dest="schema_registry_user", default=None,
+                       help="Schema registry basic-auth user")
+        g.add_argument("--schema-registry-password-file", dest="schema_registry_password_file", default=None,
+                       help=f"File holding the basic-auth password (or set {REGISTRY_PASSWORD_ENV})")
+        g.add_argument("--schema-registry-ca-file", dest="schema_registry_ca_file", default=None,
+                       help="PEM file of the CA that signed the registry's TLS certificate")
+        g.add_argument("--schema-registry-retry-timeout-s", dest="schema_registry_retry_timeout_s", type=float,
+                       default=300.0, help="How long an unreachable registry is retried before the "
+                                           "bundle fails (its offsets stay uncommitted)")
 
 
 def parse_time_ms(text: str) -> int:
@@ -186,6 +201,7 @@ class StreamConfig:
     profile_refresh_s: float = 60.0
     # None: the partitions at start only.
     partition_discovery_interval_s: float | None = DEFAULT_PARTITION_DISCOVERY_INTERVAL_S
+    schema_registry: RegistrySettings | None = None
 
 
 def _start_position(text: str) -> str | int:
@@ -280,6 +296,38 @@ def _password(o: MetafixOptions, environ: Mapping[str, str]) -> dict[str, str]:
     return {}
 
 
+def registry_settings(o: MetafixOptions) -> RegistrySettings | None:
+    """The schema registry's settings; the password from its file, else from the environment."""
+    if not o.schema_registry_url:
+        for flag, value in (("--schema-registry-user", o.schema_registry_user),
+                            ("--schema-registry-password-file", o.schema_registry_password_file),
+                            ("--schema-registry-ca-file", o.schema_registry_ca_file)):
+            if value:
+                raise ConfigError(f"{flag} needs --schema-registry-url")
+        return None
+    if not o.schema_registry_url.startswith(("http://", "https://")):
+        raise ConfigError(f"--schema-registry-url must be an http:// or https:// URL, got {o.schema_registry_url!r}")
+    if o.schema_registry_retry_timeout_s < 0:
+        raise ConfigError("--schema-registry-retry-timeout-s must not be negative")
+    password = os.environ.get(REGISTRY_PASSWORD_ENV)
+    if o.schema_registry_password_file:
+        try:
+            password = Path(o.schema_registry_password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as e:
+            raise ConfigError(f"--schema-registry-password-file: cannot read it: {e.strerror}") from e
+    if password is not None and not o.schema_registry_user:
+        raise ConfigError("a schema registry password needs --schema-registry-user")
+    if o.schema_registry_ca_file and not Path(o.schema_registry_ca_file).is_file():
+        raise ConfigError(f"--schema-registry-ca-file: no such file: {o.schema_registry_ca_file}")
+    return RegistrySettings(
+        url=o.schema_registry_url,
+        username=o.schema_registry_user,
+        password=password,
+        ca_file=o.schema_registry_ca_file,
+        retry_timeout_s=o.schema_registry_retry_timeout_s,
+    )
+
+
 def stream_config(options: PipelineOptions) -> StreamConfig:
     o = options.view_as(MetafixOptions)
     for flag, value in (("--input-topic", o.input_topic), ("--output-topic", o.output_topic),
@@ -309,6 +357,7 @@ def stream_config(options: PipelineOptions) -> StreamConfig:
         profile_dir=o.profile_dir,
         profile_refresh_s=o.profile_refresh_s,
         partition_discovery_interval_s=o.partition_discovery_interval_s or None,
+        schema_registry=registry_settings(o),
     )
 
 
@@ -330,6 +379,7 @@ class ReplayConfig:
     max_payload_bytes: int
     progress: bool
     profile_dir: str | None = None
+    schema_registry: RegistrySettings | None = None
 
 
 def replay_config(options: PipelineOptions, *, interactive: bool) -> ReplayConfig:
@@ -362,6 +412,7 @@ def replay_config(options: PipelineOptions, *, interactive: bool) -> ReplayConfi
         max_payload_bytes=o.max_payload_bytes,
         progress=o.progress == "on" or (o.progress == "auto" and interactive),
         profile_dir=o.profile_dir,
+        schema_registry=registry_settings(o),
     )
 
 

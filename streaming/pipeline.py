@@ -95,14 +95,13 @@ def build_pipeline(p: beam.Pipeline, config: StreamConfig) -> None:
     records = p | "ReadEvents" >> ReadFromKafka(consumer_config(config))
     if config.archive_dir:
         records | "ArchiveRawEvents" >> ArchiveEvents(config.archive_dir)
-    outputs = records | "CorrectCatalog" >> CorrectCatalog(correction_settings(config), config.max_payload_bytes)
-    encoded = outputs | "EncodeOutputs" >> EncodeOutputs()
-    encoded | "WriteOutputs" >> WriteOutputs(
-        producer_config(config.kafka),
-        {
-            "corrected": config.output_topic,
-            "review": config.review_topic,
-            "audit": config.audit_topic,
-            DEAD_LETTER: config.dead_letter_topic,
-        },
-    )
+    outputs = records | "CorrectCatalog" >> CorrectCatalog(
+        correction_settings(config), config.max_payload_bytes, config.schema_registry)
+    topics = {
+        "corrected": config.output_topic,
+        "review": config.review_topic,
+        "audit": config.audit_topic,
+        DEAD_LETTER: config.dead_letter_topic,
+    }
+    encoded = outputs | "EncodeOutputs" >> EncodeOutputs(registry=config.schema_registry, topics=topics)
+    encoded | "WriteOutputs" >> WriteOutputs(producer_config(config.kafka), topics)

@@ -13,6 +13,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError, SaslAuthenticationFailed
 
 from model.serving import ModelLoadError, Predictor
 from streaming.options import ConfigError, KafkaSettings, StreamConfig
+from streaming.schema_registry import RegistrySettings, RegistryUnavailableError, check_reachable
 from streaming.secret_sources import SecretError
 
 
@@ -135,6 +136,13 @@ def check_model(model_dir: str) -> str:
         raise ConfigError(f"--model-dir: {e}") from e
 
 
+def check_schema_registry(settings: RegistrySettings) -> None:
+    try:
+        check_reachable(settings)
+    except RegistryUnavailableError as e:
+        raise ConfigError(f"--schema-registry-url: {e}") from e
+
+
 def check_stream(config: StreamConfig) -> None:
     check_topics(
         config.kafka,
@@ -146,4 +154,6 @@ def check_stream(config: StreamConfig) -> None:
             "--audit-topic": config.audit_topic,
         },
     )
+    if config.schema_registry is not None:
+        check_schema_registry(config.schema_registry)
     check_model(config.model_dir)

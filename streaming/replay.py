@@ -191,15 +191,14 @@ def build_replay_pipeline(p: beam.Pipeline, config: ReplayConfig) -> None:
         CorrectionSettings(config.model_dir, config.batch_size, config.apply_threshold, config.review_threshold,
                            profile_dir=config.profile_dir),
         config.max_payload_bytes,
+        config.schema_registry,
     )
     if config.output:
         outputs | "WriteFiles" >> WriteRecordFiles(config.output, config.output_format)
     if config.output_topic:
-        encoded = outputs | "EncodeOutputs" >> EncodeOutputs()
-        encoded | "WriteOutputs" >> WriteOutputs(
-            producer_config(config.kafka),
-            {"corrected": config.output_topic, DEAD_LETTER: config.dead_letter_topic},
-        )
+        topics = {"corrected": config.output_topic, DEAD_LETTER: config.dead_letter_topic}
+        encoded = outputs | "EncodeOutputs" >> EncodeOutputs(registry=config.schema_registry, topics=topics)
+        encoded | "WriteOutputs" >> WriteOutputs(producer_config(config.kafka), topics)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -214,6 +213,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             {"--input-topic": config.input_topic, "--output-topic": config.output_topic,
              "--dead-letter-topic": config.dead_letter_topic},
         )
+    if config.schema_registry is not None:
+        preflight.check_schema_registry(config.schema_registry)
     preflight.check_model(config.model_dir)
     if config.input_pattern and config.profile_dir is None:
         # A backfill learns its sources' conventions from itself.

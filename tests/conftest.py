@@ -16,6 +16,7 @@ from harness.local_kafka import (
     serves_kafka,
     unique_topic_name,
 )
+from harness.local_registry import LocalRegistry, serves_registry
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,24 @@ def kafka_broker() -> Iterator[LocalKafka]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_server() -> Iterator[LocalRegistry]:
+    """The test schema registry (Apicurio, in memory) on $METAFIX_TEST_REGISTRY_PORT (default 18181).
+
+    One already serving that port is reused and left running; otherwise one is started for
+    the session and stopped at its end. Tests register under unique subjects (their topics).
+    """
+    registry = LocalRegistry(port=int(os.environ.get("METAFIX_TEST_REGISTRY_PORT", "18181")))
+    if serves_registry(registry.url):
+        yield registry
+        return
+    registry.start()
+    try:
+        yield registry
+    finally:
+        registry.stop()
 
 
 @pytest.fixture(scope="session")

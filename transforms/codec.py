@@ -5,6 +5,13 @@ and booleans read as their text) or as Avro binary behind the Confluent
 wire-format header (magic byte 0, 4-byte big-endian schema id). Everything that
 cannot be read becomes a ``DecodeError`` whose ``error_type`` names the reason;
 the Beam shell turns it into a ``DeadLetter`` record.
+
+The header's id names the writer's schema. Without a schema registry it must be the
+event's id in ``schemas/registry.json``. With one, the caller passes a ``WriterSchemas``
+lookup (id -> parsed writer schema) and the body is read with Avro schema resolution
+into metafix's reader schema, so producers may add optional fields or drop defaulted ones::
+
+    decode_event(payload, writer_schemas=lambda schema_id: parsed_schemas[schema_id])
 """
 
 from __future__ import annotations
@@ -13,10 +20,12 @@ import io
 import json
 import re
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import fastavro
 import orjson
+from fastavro.read import SchemaResolutionError
 
 from schemas import (
     CATALOG_UPDATE_EVENT,
@@ -47,6 +56,11 @@ _JSON_STRUCTURE = re.compile(r'[\[\]{}"\\]')
 _TOP_LEVEL_STRINGS = ("event_time", "entity_id", "source")
 _TRACK_STRINGS = tuple(f for f in TRACK_FIELDS if f != "featured_artists")
 
+# Dead-letter reasons of registry-framed inputs, named here once: the registry client raises
+# them for ids it cannot serve, decoding for bodies its writer schema cannot be resolved from.
+UNKNOWN_SCHEMA_ID = "unknown_schema_id"
+INCOMPATIBLE_SCHEMA = "incompatible_schema"
+
 
 class DecodeError(Exception):
     """An input that cannot become a ``CatalogUpdateEvent``."""
@@ -58,8 +72,19 @@ class DecodeError(Exception):
         self.event_id = event_id
 
 
-def decode_event(payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> dict[str, Any]:
-    """Decodes one Kafka value into a validated ``CatalogUpdateEvent`` dict."""
+# Schema id -> the writer's parsed Avro schema (``CATALOG_UPDATE_EVENT`` itself when it is
+# metafix's own); raises DecodeError (UNKNOWN_SCHEMA_ID or INCOMPATIBLE_SCHEMA) for an id it
+# cannot give a usable schema for.
+WriterSchemas = Callable[[int], dict[str, Any]]
+
+
+def decode_event(
+    payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, writer_schemas: WriterSchemas | None = None
+) -> dict[str, Any]:
+    """Decodes one Kafka value into a validated ``CatalogUpdateEvent`` dict.
+
+    ``writer_schemas``: the schema registry's lookup; None reads Avro by ``registry.json``.
+    """
     if payload is None:
         raise DecodeError("empty_payload", "record has no value (tombstone)")
     if len(payload) > max_bytes:
@@ -67,22 +92,50 @@ def decode_event(payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> 
     if not payload:
         raise DecodeError("empty_payload", "record value is empty")
     if payload[0] == MAGIC_BYTE:
+        if writer_schemas is not None:
+            return _decode_registry_avro(payload, writer_schemas)
         return _decode_confluent_avro(payload)
     return _decode_json(payload)
 
 
-def _decode_confluent_avro(payload: bytes) -> dict[str, Any]:
+def _schema_id(payload: bytes) -> int:
     if len(payload) < _HEADER.size:
         raise DecodeError("truncated_header", f"{len(payload)} bytes is shorter than the wire-format header")
-    _, schema_id = _HEADER.unpack_from(payload)
+    return _HEADER.unpack_from(payload)[1]
+
+
+def _decode_confluent_avro(payload: bytes) -> dict[str, Any]:
+    schema_id = _schema_id(payload)
     if schema_id not in SCHEMAS_BY_ID:
-        raise DecodeError("unknown_schema_id", f"schema id {schema_id} is not registered")
+        raise DecodeError(UNKNOWN_SCHEMA_ID, f"schema id {schema_id} is not registered")
     if schema_id != EVENT_SCHEMA_ID:
         raise DecodeError("wrong_schema_id", f"schema id {schema_id} is not a CatalogUpdateEvent schema")
+    return _read_avro_body(payload, CATALOG_UPDATE_EVENT, None)
+
+
+def _decode_registry_avro(payload: bytes, writer_schemas: WriterSchemas) -> dict[str, Any]:
+    schema_id = _schema_id(payload)
+    writer = writer_schemas(schema_id)
+    # metafix's own schema needs no resolution, which costs a third more per record.
+    reader = None if writer is CATALOG_UPDATE_EVENT else CATALOG_UPDATE_EVENT
+    try:
+        return _read_avro_body(payload, writer, reader)
+    except SchemaResolutionError as e:
+        # fastavro resolves while it reads: a union branch the reader cannot take fails only
+        # for the records that use it, as the Avro specification has it.
+        raise DecodeError(
+            INCOMPATIBLE_SCHEMA,
+            f"writer schema {schema_id} does not resolve to CatalogUpdateEvent: {str(e)[:300]}",
+        ) from e
+
+
+def _read_avro_body(payload: bytes, writer: dict[str, Any], reader: dict[str, Any] | None) -> dict[str, Any]:
     body = io.BytesIO(payload)
     body.seek(_HEADER.size)
     try:
-        record = fastavro.schemaless_reader(body, CATALOG_UPDATE_EVENT, None)
+        record = fastavro.schemaless_reader(body, writer, reader)
+    except SchemaResolutionError:
+        raise  # the schemas disagree, not the bytes: the caller names it
     except (EOFError, StopIteration) as e:
         raise DecodeError("truncated_avro", f"Avro body ends early: {e!r}") from e
     except Exception as e:  # fastavro raises many types on corrupt bodies
@@ -224,12 +277,20 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def confluent_encode(schema_id: int, record: dict[str, Any]) -> bytes:
-    """Encodes a record with the wire-format header; ``strict`` so no field is silently defaulted."""
+def confluent_encode(schema_id: int, record: dict[str, Any], schema: dict[str, Any] | None = None) -> bytes:
+    """Encodes a record with the wire-format header; ``strict`` so no field is silently defaulted.
+
+    ``schema``: the parsed schema the id stands for; by default the one ``registry.json`` names.
+    """
     buf = io.BytesIO()
     buf.write(_HEADER.pack(MAGIC_BYTE, schema_id))
-    fastavro.schemaless_writer(buf, SCHEMAS_BY_ID[schema_id], record, strict=True)
+    fastavro.schemaless_writer(buf, schema if schema is not None else SCHEMAS_BY_ID[schema_id], record, strict=True)
     return buf.getvalue()
+
+
+def reframe(value: bytes, schema_id: int) -> bytes:
+    """The same Avro body behind another schema id (one record written to two subjects)."""
+    return _HEADER.pack(MAGIC_BYTE, schema_id) + value[_HEADER.size :]
 
 
 def confluent_decode(payload: bytes) -> tuple[int, dict[str, Any]]:
@@ -285,7 +346,10 @@ def encode_event(event: dict[str, Any]) -> bytes:
 
 __all__ = [
     "DEAD_LETTER",
+    "INCOMPATIBLE_SCHEMA",
+    "UNKNOWN_SCHEMA_ID",
     "DecodeError",
+    "WriterSchemas",
     "confluent_decode",
     "confluent_encode",
     "dead_letter",
@@ -293,5 +357,6 @@ __all__ = [
     "encode_dead_letter",
     "encode_event",
     "loads_json",
+    "reframe",
     "validate_event",
 ]

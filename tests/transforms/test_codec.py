@@ -1,11 +1,14 @@
 """Decoding JSON and Confluent Avro events, every kind of bad input, and encoding outputs."""
 
+import io
 import json
 import struct
 
+import fastavro
 import pytest
 
-from schemas import CORRECTED_SCHEMA_ID, DEAD_LETTER_SCHEMA_ID
+import schemas
+from schemas import CORRECTED_SCHEMA_ID, DEAD_LETTER_SCHEMA_ID, EVENT_SCHEMA_ID
 from transforms import codec
 from transforms.fields import TRACK_FIELDS
 
@@ -96,3 +99,83 @@ def test_dead_letter_keeps_bytes_and_reason_and_encodes():
     assert decoded["payload"] == payload[: codec.DEAD_LETTER_PAYLOAD_LIMIT]
     assert decoded["payload_size"] == len(payload)
     assert (decoded["topic"], decoded["partition"], decoded["offset"], decoded["stage"]) == ("in", 2, 7, "decode")
+
+
+# Writer schemas as a registry would hold them: metafix's own, a v2 that adds an optional
+# field and drops a defaulted one, and one whose event_id changed type.
+def _event_schema(change=None) -> dict:
+    raw = json.loads(schemas.schema_text("catalog_update_event.avsc"))
+    if change is not None:
+        change(raw)
+    return fastavro.parse_schema(raw)
+
+
+def _v2(raw: dict) -> None:
+    raw["fields"] = [f for f in raw["fields"] if f["name"] != "source"]
+    raw["fields"].append({"name": "priority", "type": ["null", "int"], "default": None})
+
+
+def _event_id_as_long(raw: dict) -> None:
+    raw["fields"][0]["type"] = "long"
+
+
+# Id 9 is the registry's copy of metafix's schema as the lookup gives it (read without
+# resolution); 10 the same schema parsed apart (read with it).
+WRITERS = {9: schemas.CATALOG_UPDATE_EVENT, 10: _event_schema(), 11: _event_schema(_v2),
+           12: _event_schema(_event_id_as_long)}
+
+
+def _lookup(schema_id: int) -> dict:
+    if schema_id not in WRITERS:
+        raise codec.DecodeError(codec.UNKNOWN_SCHEMA_ID, f"schema id {schema_id} is not known")
+    return WRITERS[schema_id]
+
+
+def _framed(schema_id: int, record: dict) -> bytes:
+    buf = io.BytesIO()
+    buf.write(b"\x00" + struct.pack(">I", schema_id))
+    fastavro.schemaless_writer(buf, WRITERS[schema_id], record, strict_allow_default=True)
+    return buf.getvalue()
+
+
+def test_registry_writer_schemas_resolve_to_the_reader_schema():
+    event = _event(title="Song", isrc="us-s1z-99-00001")
+    assert codec.decode_event(_framed(9, event), writer_schemas=_lookup) == event
+    assert codec.decode_event(_framed(10, event), writer_schemas=_lookup) == event
+    v2 = {k: v for k, v in event.items() if k != "source"} | {"priority": 3}
+    # The added field is skipped; the dropped one takes the reader's default.
+    assert codec.decode_event(_framed(11, v2), writer_schemas=_lookup) == event | {"source": None}
+
+
+@pytest.mark.parametrize(
+    ("payload", "error_type"),
+    [
+        (b"\x00" + struct.pack(">I", 999) + b"\x02", codec.UNKNOWN_SCHEMA_ID),
+        (_framed(12, _event() | {"event_id": 7}), codec.INCOMPATIBLE_SCHEMA),
+        (_framed(10, _event())[:-3], "truncated_avro"),
+        (b"\x00\x00\x00", "truncated_header"),
+        (b'{"event_id": "e", "track": {}}', None),  # JSON never asks the registry
+    ],
+)
+def test_registry_framed_inputs_that_cannot_be_read(payload, error_type):
+    if error_type is None:
+        assert codec.decode_event(payload, writer_schemas=_lookup)["event_id"] == "e"
+        return
+    with pytest.raises(codec.DecodeError) as info:
+        codec.decode_event(payload, writer_schemas=_lookup)
+    assert info.value.error_type == error_type
+
+
+def test_registry_ids_are_not_the_static_ids():
+    # Id 10 is metafix's event schema in the registry; registry.json knows no id 10.
+    payload = _framed(10, _event())
+    assert codec.decode_event(payload, writer_schemas=_lookup)["event_id"] == "e-1"
+    with pytest.raises(codec.DecodeError) as info:
+        codec.decode_event(payload)
+    assert info.value.error_type == codec.UNKNOWN_SCHEMA_ID
+
+
+def test_reframe_keeps_the_body_behind_another_id():
+    value = codec.encode_event(_event(title="X"))
+    assert codec.decode_event(codec.reframe(codec.reframe(value, 10), EVENT_SCHEMA_ID)) == _event(title="X")
+    assert codec.reframe(value, 10)[1:5] == struct.pack(">I", 10)
