@@ -81,6 +81,7 @@ def test_a_metrics_port_in_use_fails_the_stream_in_one_line_before_it_starts(
         code = main.main([
             "stream", "--bootstrap-servers=127.0.0.1:1", "--input-topic=in", "--output-topic=out",
             "--dead-letter-topic=dead", "--model-dir=/nowhere", "--runner=FnApiRunner", f"--metrics-port={port}",
+            "--partition-discovery-interval-s=0",  # the FnApiRunner would warn that it cannot watch
         ])
     assert code == 2
     assert capsys.readouterr().err.strip().splitlines() == [f"metafix stream: --metrics-port {port}: Address already in use"]
