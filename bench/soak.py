@@ -25,6 +25,8 @@ import re
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -34,12 +36,13 @@ from pathlib import Path
 import numpy as np
 import psutil
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 # The harness pieces (broker, events, job process, committed offsets) in one place.
 from harness.chaos import create_job_topics, delete_job_topics
 from harness.eventgen import Message, catalog_messages
 from harness.jobs import StreamJob, committed_offsets
-from harness.local_kafka import LocalKafka, port_is_open, serves_kafka
+from harness.local_kafka import LocalKafka, free_port, port_is_open, serves_kafka
 from streaming.options import REPO_ROOT, resolve_model_dir
 from transforms.codec import confluent_decode
 
@@ -65,6 +68,10 @@ class Sample:
     cpu_s: float
     # Resident memory per process of the tree (job, prism), to tell which one grows.
     rss_by_process_mb: dict[str, float]
+    # From the job's live metrics: /healthz's status, and the full (generation 2) garbage
+    # collections so far, to tell garbage piling up between them from memory kept.
+    healthz: int | None = None
+    full_collections: int | None = None
 
 
 class PacedProducer(threading.Thread):
@@ -192,12 +199,37 @@ def log_counts(path: Path) -> dict[str, int]:
             "errors": sum(" ERROR " in line for line in lines), "bytes": len(text.encode())}
 
 
+def live_metrics(port: int) -> tuple[int | None, int | None]:
+    """(/healthz status, full garbage collections so far) from the job's metrics port; None where it did not answer."""
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with urllib.request.urlopen(base + "/healthz", timeout=5) as response:
+            health = response.status
+    except urllib.error.HTTPError as e:
+        health = e.code
+    except OSError:
+        health = None
+    try:
+        with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return health, None
+    full = [s.value for family in text_string_to_metric_families(text) if family.name == "python_gc_collections"
+            for s in family.samples if s.labels.get("generation") == "2"]
+    return health, int(full[0]) if full else None
+
+
 def format_row(s: Sample) -> str:
     return (f"  {s.t_s / 60:>6.1f}  {s.events_in:>10,}  {s.events_out:>10,}  {s.lag:>8,}"
-            f"  {s.rss_mb:>8.1f}  {s.cpu_pct:>6.0f}")
+            f"  {s.rss_mb:>8.1f}  {s.cpu_pct:>6.0f}  {_or_dash(s.full_collections):>7}  {_or_dash(s.healthz):>7}")
 
 
-HEADER = f"  {'min':>6}  {'events in':>10}  {'events out':>10}  {'lag':>8}  {'RSS MB':>8}  {'CPU %':>6}"
+def _or_dash(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+HEADER = (f"  {'min':>6}  {'events in':>10}  {'events out':>10}  {'lag':>8}  {'RSS MB':>8}  {'CPU %':>6}"
+          f"  {'full GC':>7}  {'healthz':>7}")
 
 
 def soak(bootstrap: str, model_dir: str, minutes: float, rate: float, sample_s: float,
@@ -210,8 +242,9 @@ def soak(bootstrap: str, model_dir: str, minutes: float, rate: float, sample_s: 
     # One minute of distinct events, sent round and round: generating them as we go would
     # take CPU from the job on a small machine.
     pool = list(catalog_messages(int(rate * 60), seed=31, id_prefix=f"soak-{run_id}"))
+    metrics_port = free_port()
     job = StreamJob(bootstrap, topics, model_dir, log_path, "--start-from", "committed",
-                    "--metrics-file", str(metrics_file), group_id=group).start()
+                    "--metrics-file", str(metrics_file), "--metrics-port", str(metrics_port), group_id=group).start()
     print(f"· job pid {job.pid}, log {log_path.relative_to(REPO_ROOT)}; {minutes:g} min at {rate:g} events/s",
           flush=True)
     producer = PacedProducer(bootstrap, topics["in"], cycle(pool), rate)
@@ -235,7 +268,7 @@ def soak(bootstrap: str, model_dir: str, minutes: float, rate: float, sample_s: 
                    sum(end - committed.get(p, 0) for p, end in produced.items()),
                    round(sum(rss.values()), 1), round(100 * (cpu - last_cpu) / max(now - last_t, 1e-9), 1),
                    round(cpu, 1),
-                   {name: round(mb, 1) for name, mb in rss.items()})
+                   {name: round(mb, 1) for name, mb in rss.items()}, *live_metrics(metrics_port))
         last_cpu, last_t = cpu, now
         samples.append(s)
         print(format_row(s), flush=True)
@@ -280,6 +313,8 @@ def soak(bootstrap: str, model_dir: str, minutes: float, rate: float, sample_s: 
         "nothing_lost": accounting["lost"] == 0 and producer.failed == 0,
         "rss_slope_ok": slope is not None and slope < MAX_RSS_SLOPE_MB_PER_MIN,
         "caught_up": bool(samples) and samples[-1].lag == 0,
+        # The job answered /healthz with 200 at every sample while it ran.
+        "healthy_throughout": bool(samples) and all(s.healthz == 200 for s in samples),
         # SIGTERM after the whole run still cancels the pipeline and ends the job with 0.
         "stopped_cleanly": exit_code == 0,
     }
