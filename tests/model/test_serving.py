@@ -7,6 +7,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from model.serving import ModelLoadError, Predictor, resolve_version_dir
@@ -58,6 +59,17 @@ def test_predict_returns_scores_per_track(predictor: Predictor) -> None:
             assert 0.0 <= confidence <= 1.0
         assert 0.0 <= s.swapped <= 1.0
     assert predictor.predict([]) == []
+
+
+def test_a_records_scores_do_not_depend_on_the_padding_of_its_call(predictor: Predictor) -> None:
+    # 3 records are padded to 4 rows and 65 to 128; each alone to 1.
+    alone = [predictor.predict_probs([t]) for t in TRACKS[:3]]
+    for batch in (TRACKS[:3], (TRACKS * 17)[:65]):
+        probs = predictor.predict_probs(batch)
+        assert {len(v) for v in probs.values()} == {len(batch)}
+        for i, single in enumerate(alone):
+            for key, value in single.items():
+                np.testing.assert_allclose(probs[key][i], value[0], rtol=1e-5, atol=1e-6)
 
 
 def test_predict_is_deterministic_and_thread_safe(predictor: Predictor) -> None:
