@@ -188,7 +188,7 @@ def test_the_job_runs_through_sasl_ssl_and_the_password_shows_nowhere(
     assert (accounting.lost, accounting.unexpected) == (0, 0)
     assert reader.outputs and reader.dead
     # The job and what it started (the Prism runner) are all there, none with the password.
-    assert len(command_lines) >= 2 and any("streaming.main" in line for line in command_lines)
+    assert len(command_lines) >= 2 and any("streaming.cli" in line for line in command_lines)
     assert [line for line in command_lines if PASSWORD in line] == []
     texts = {"job log": job.log_text(), "wrong-CA log": wrong_ca.log_text(), "metrics": metrics_file.read_text()}
     assert [name for name, text in texts.items() if PASSWORD in text] == []
