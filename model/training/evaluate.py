@@ -390,7 +390,7 @@ def _json_default(value: Any) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="metafix evaluate", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--model-dir", type=Path, default=Path(__file__).resolve().parents[1] / "export"
     )

@@ -779,7 +779,7 @@ def _check_export(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="metafix train", description=__doc__.split("\n")[0])
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
     parser.add_argument("--config", choices=sorted(CONFIGS), default="full")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
