@@ -711,16 +711,23 @@ def normalize_language(value: str) -> str | None:
     "EN", "en-US", "pt_BR", "eng", "Eng.", "ger", "English", "Deutsch" -> "en"/"pt"/"de";
     codes without a two-letter form stay three letters ("yue", "fil"); names are
     looked up in any language (langcodes). None for what is not a language: "xx",
-    "Englsh", "Elvish". A trailing dot is dropped only when what is left is a
-    language, so "Eng." maps and "E." does not.
+    "Englsh", "Elvish". A trailing dot marks an abbreviation of a major language's
+    English name: "Eng." and "Cze." map, "E." and "Cro." do not.
     """
     text = value.strip().strip("[]").strip()
-    for candidate in (text, text[:-1] if text.endswith(".") else None):
-        if candidate:
-            code = _language_subtag(candidate)
-            if code is not None:
-                return code
-    return None
+    code = _language_subtag(text)
+    if code is None and text.endswith(".") and len(text) > 2:
+        code = _language_subtag(text[:-1])
+        # An abbreviation names a major language by the start of its English name: "Cze."
+        # is Czech, but "Cro." is not Crow, nor "nEg." Negidal (ISO 639-3 has 7,000 codes).
+        if code is not None and not (len(code) == 2 and _english_name(code).startswith(text[:-1].casefold())):
+            return None
+    return code
+
+
+@functools.lru_cache(maxsize=512)
+def _english_name(code: str) -> str:
+    return langcodes.Language.get(code).display_name("en").casefold()
 
 
 def _language_subtag(text: str) -> str | None:

@@ -386,6 +386,8 @@ def test_parse_track_number(text: str, value: int | None) -> None:
     ("yue", "yue"), ("fil", "fil"), ("zxx", "zxx"), ("[Multiple languages]", "mul"),
     # Not a language: no guessing, the policy flags them.
     ("xx", None), ("Englsih", None), ("Elvish", None), ("E.", None), ("zh-", None),
+    # Typos of abbreviations that happen to be ISO 639-3 codes (Crow, Negidal, Enga, Ndonga).
+    ("Cro.", None), ("nEg.", None), ("Enq.", None), ("ng.", None), ("Cze.", "cs"), ("Est.", "et"),
 ])
 def test_normalize_language(text: str, code: str | None) -> None:
     assert normalize_language(text) == code
