@@ -25,8 +25,6 @@ import re
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -41,7 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 # The harness pieces (broker, events, job process, committed offsets) in one place.
 from harness.chaos import create_job_topics, delete_job_topics
 from harness.eventgen import Message, catalog_messages
-from harness.jobs import StreamJob, committed_offsets
+from harness.jobs import StreamJob, committed_offsets, http_get
 from harness.local_kafka import LocalKafka, free_port, port_is_open, serves_kafka
 from streaming.options import REPO_ROOT, resolve_model_dir
 from transforms.codec import confluent_decode
@@ -203,16 +201,14 @@ def live_metrics(port: int) -> tuple[int | None, int | None]:
     """(/healthz status, full garbage collections so far) from the job's metrics port; None where it did not answer."""
     base = f"http://127.0.0.1:{port}"
     try:
-        with urllib.request.urlopen(base + "/healthz", timeout=5) as response:
-            health = response.status
-    except urllib.error.HTTPError as e:
-        health = e.code
+        health = http_get(base + "/healthz")[0]
     except OSError:
         health = None
     try:
-        with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
-            text = response.read().decode()
+        status, text = http_get(base + "/metrics")
     except OSError:
+        return health, None
+    if status != 200:
         return health, None
     full = [s.value for family in text_string_to_metric_families(text) if family.name == "python_gc_collections"
             for s in family.samples if s.labels.get("generation") == "2"]

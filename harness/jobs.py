@@ -18,6 +18,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -159,3 +161,12 @@ def read_until(bootstrap: str, topics: list[str], done: Callable[[dict], bool], 
     finally:
         consumer.close()
     return seen
+
+
+def http_get(url: str, timeout_s: float = 5) -> tuple[int, str]:
+    """(status, body) of a GET; an error status is an answer too (``/healthz``'s 503)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()

@@ -6,13 +6,12 @@
 from __future__ import annotations
 
 import socket
-import urllib.error
-import urllib.request
 from collections import Counter
 
 import pytest
 from prometheus_client import REGISTRY
 
+from harness.jobs import http_get
 from streaming import live_metrics, main
 
 
@@ -46,12 +45,6 @@ def test_a_poll_sets_the_partitions_lag() -> None:
     assert live_metrics.seconds_since_last_poll() is not None
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def test_the_endpoint_serves_metrics_and_health() -> None:
@@ -60,11 +53,11 @@ def test_the_endpoint_serves_metrics_and_health() -> None:
     try:
         base = f"http://127.0.0.1:{server.server_port}"
         live_metrics.record_inference(64, 0.12)
-        status, body = _get(f"{base}/metrics")
+        status, body = http_get(f"{base}/metrics")
         assert status == 200
         assert "metafix_inference_batch_size_bucket" in body and "metafix_inference_latency_seconds_sum" in body
-        assert _get(f"{base}/healthz") == (200, "ok: running\n")
-        assert _get(f"{base}/healthz") == (503, "the job is CANCELLING\n")
+        assert http_get(f"{base}/healthz") == (200, "ok: running\n")
+        assert http_get(f"{base}/healthz") == (503, "the job is CANCELLING\n")
     finally:
         server.shutdown()
         server.server_close()

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import termios
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -28,7 +25,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.eventgen import catalog_messages, produce
-from harness.jobs import StreamJob, read_until
+from harness.jobs import StreamJob, http_get, read_until
+from harness.local_kafka import free_port
 from streaming.options import REPO_ROOT
 
 pytestmark = [pytest.mark.kafka, pytest.mark.prism, pytest.mark.slow]
@@ -83,18 +81,8 @@ class Terminal:
         os.close(self._master)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def _samples(text: str) -> dict[tuple[str, tuple], float]:
@@ -133,7 +121,7 @@ def _prism_of(terminal: Terminal) -> psutil.Process:
 def test_live_metrics_and_ctrl_c_in_a_terminal(kafka_bootstrap, topic_factory, tiny_model_dir, tmp_path: Path):
     topics = {"in": topic_factory("obs-in", partitions=3),
               **{name: topic_factory(f"obs-{name}", partitions=1) for name in ("out", "review", "audit", "dead")}}
-    port = _free_port()
+    port = free_port()
     # The command line a person would type; in a terminal the full log goes to a file by default.
     command = StreamJob(kafka_bootstrap, topics, tiny_model_dir, tmp_path / "unused.log",
                         "--start-from", "earliest", "--metrics-port", str(port)).command
@@ -159,7 +147,7 @@ def test_live_metrics_and_ctrl_c_in_a_terminal(kafka_bootstrap, topic_factory, t
         # The reader polls on after the last record; its lag settles at 0 on every partition.
         deadline = time.monotonic() + 60
         while True:
-            status, body = _get(f"http://127.0.0.1:{port}/metrics")
+            status, body = http_get(f"http://127.0.0.1:{port}/metrics")
             samples = _samples(body)
             lag = _by_label(samples, "metafix_consumer_lag", "topic", "partition")
             partitions = {k for (name, k) in samples if name == "metafix_consumer_lag"}
@@ -183,7 +171,7 @@ def test_live_metrics_and_ctrl_c_in_a_terminal(kafka_bootstrap, topic_factory, t
         assert samples[("metafix_inference_latency_seconds_count", ())] == samples[
             ("metafix_inference_batch_size_count", ())] > 0
 
-        status, body = _get(f"http://127.0.0.1:{port}/healthz")
+        status, body = http_get(f"http://127.0.0.1:{port}/healthz")
         assert (status, body.split(":")[0]) == (200, "ok")
 
         terminal.press_interrupt()
