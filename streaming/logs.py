@@ -61,6 +61,8 @@ class LogSettings:
 _active = LogSettings(file=None)
 # The terminal's stream once quiet_libraries_on_terminal has pointed sys.stderr elsewhere.
 _terminal: TextIO | None = None
+# Set by last_line: the command has said its last word, records after it are dropped.
+_closed = False
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -158,8 +160,13 @@ def _formatter(settings: LogSettings) -> logging.Formatter:
     return JsonFormatter() if settings.format == "json" else logging.Formatter(TEXT_FORMAT)
 
 
-class _Handler:
-    """Marks the handlers ``configure`` adds, so a second call replaces them."""
+class _Handler(logging.Handler):
+    """The handlers ``configure`` adds: a second call replaces them, ``last_line`` closes them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Runs under the handler's lock, as does the flag's change in last_line.
+        if not _closed:
+            super().emit(record)
 
 
 class _TerminalHandler(_Handler, logging.StreamHandler):
@@ -223,11 +230,33 @@ def configure(settings: LogSettings, command: str = "metafix") -> None:
     root.addHandler(console)
     root.setLevel(min(own, library, logging.INFO))
     logging.captureWarnings(True)
-    global _active, _terminal
+    global _active, _terminal, _closed
     _terminal = None
+    _closed = False
     _active = LogSettings(settings.level, settings.library_level, settings.format, path)
     if path and settings.file == "auto":
         logging.getLogger("metafix").info("metafix %s: the full log is in %s", command, path)
+
+
+def last_line(message: str) -> None:
+    """Writes ``message`` to stderr as the command's last line; nothing is logged after it.
+
+    A dying runner's threads (the job-message reader, the SDK harness's data streams) go on
+    logging their broken streams while the process exits. ``logging.disable`` alone leaves a
+    race: a thread that passed its level check before it may still be formatting a traceback
+    that would land after the reason. Each handler's lock is taken to close it, so a record
+    being written finishes first and any later one is dropped.
+    """
+    global _closed
+    logging.disable(logging.CRITICAL)
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, _Handler)]
+    for handler in handlers:
+        with handler.lock:
+            _closed = True
+            handler.flush()
+    _closed = True
+    sys.stdout.flush()
+    print(message, file=sys.stderr, flush=True)
 
 
 def active() -> LogSettings:

@@ -87,13 +87,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     if metrics_server is not None:
         metrics_server.shutdown()
     if failure is not None:
-        # The dying runner's threads go on logging their broken streams while the process
-        # exits; dropping those keeps the reason the last line a supervisor's journal shows.
-        logging.disable(logging.CRITICAL)
-        sys.stdout.flush()
         # Offsets stay committed only up to what was written: a restart with
-        # --start-from committed resumes without losing anything.
-        print(f"metafix stream: the pipeline failed: {failure}", file=sys.stderr)
+        # --start-from committed resumes without losing anything. The reason is the last line
+        # a supervisor's journal shows, whatever the dying runner's threads still log.
+        logs.last_line(f"metafix stream: the pipeline failed: {failure}")
         return 1
     return 0
 

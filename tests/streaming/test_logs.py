@@ -103,3 +103,38 @@ def test_own_loggers_are_the_repository_packages(name: str, own: bool) -> None:
 def test_an_unknown_level_is_refused() -> None:
     with pytest.raises(SystemExit):
         logs.split_arguments(["--log-level", "chatty"])
+
+
+# A runner's thread has passed its level check when the command gives its reason, and writes its
+# record after that (a logger filter holds it there, as formatting a long traceback can).
+_LATE_THREAD_CHILD = """
+import logging, sys, threading
+from streaming import logs
+settings, _ = logs.split_arguments(sys.argv[1:])
+logs.configure(settings)
+checked, reason_given = threading.Event(), threading.Event()
+
+def hold(record):
+    checked.set()
+    reason_given.wait(10)
+    return True
+
+late = logging.getLogger("apache_beam.runners.worker.data_plane")
+late.addFilter(hold)
+thread = threading.Thread(target=lambda: late.error("read_grpc_client_inputs ended with an error"))
+thread.start()
+checked.wait(10)
+logs.last_line("metafix stream: the pipeline failed: lost the runner")
+reason_given.set()
+thread.join()
+late.error("and another")
+"""
+
+
+@pytest.mark.parametrize("log_file", [[], ["--log-file", "none"]], ids=["log file", "no log file"])
+def test_the_reason_stays_the_last_line_whatever_a_thread_logs_after_it(tmp_path: Path, log_file: list[str]) -> None:
+    flags = ["--log-file", str(tmp_path / "full.log")] if log_file == [] else log_file
+    done = subprocess.run([sys.executable, "-c", _LATE_THREAD_CHILD, *flags], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert done.stderr.strip().splitlines()[-1] == "metafix stream: the pipeline failed: lost the runner"
+    assert "ended with an error" not in done.stderr and "another" not in done.stderr
