@@ -251,11 +251,13 @@ class PlainLoop:
 
     def __init__(self, model_dir: str, batch_size: int = 512):
         self.decode = DecodeFn(codec.DEFAULT_MAX_PAYLOAD_BYTES)
-        self.correct = CorrectBatchFn(CorrectionSettings(model_dir, batch_size), _SharedOnce())
+        self.correct = CorrectBatchFn(CorrectionSettings(model_dir, batch_size), _SharedOnce(), _SharedOnce())
         self.route = RouteFn()
         self.encode = EncodeFn()
         for fn in (self.decode, self.correct, self.encode):
             fn.setup()
+        # The job picks up the catalog profile at each bundle's start; the loop keeps the first.
+        self.correct.start_bundle()
 
     def outputs(self, batch: list[KafkaRecord]) -> Any:
         [decoded] = self.decode.process(batch)

@@ -32,28 +32,28 @@ from streaming.eventlog import ReadEventLog
 from streaming.options import ConfigError, MetafixOptions, wants_help
 from streaming.runners import pipeline_runner, with_local_defaults
 from transforms import codec
-from transforms.profile import ProfileData, profile_of_record
+from transforms.profile import ProfileBuilder, ProfileData, profile_of_record
 
 METRICS_NAMESPACE = "metafix"
 
 
 class MergeProfilesFn(beam.CombineFn):
-    """``ProfileData.merge`` as a combiner (associative and commutative)."""
+    """``ProfileData.merge`` as a combiner, adding in place into a ``ProfileBuilder``."""
 
-    def create_accumulator(self) -> ProfileData:
-        return ProfileData()
+    def create_accumulator(self) -> ProfileBuilder:
+        return ProfileBuilder()
 
-    def add_input(self, accumulator: ProfileData, element: ProfileData) -> ProfileData:
-        return accumulator.merge(element)
+    def add_input(self, accumulator: ProfileBuilder, element: ProfileData) -> ProfileBuilder:
+        return accumulator.add(element)
 
-    def merge_accumulators(self, accumulators: Iterable[ProfileData]) -> ProfileData:
-        merged = ProfileData()
+    def merge_accumulators(self, accumulators: Iterable[ProfileBuilder]) -> ProfileBuilder:
+        merged = ProfileBuilder()
         for a in accumulators:
-            merged = merged.merge(a)
+            merged.add(a.build())
         return merged
 
-    def extract_output(self, accumulator: ProfileData) -> ProfileData:
-        return accumulator
+    def extract_output(self, accumulator: ProfileBuilder) -> ProfileData:
+        return accumulator.build()
 
 
 class EventTrackFn(beam.DoFn):

@@ -331,18 +331,10 @@ class ProfileData:
 
     def merge(self, other: ProfileData) -> ProfileData:
         """The profile of both record sets (associative and commutative)."""
-        artists: dict[str, dict[str, int]] = {k: dict(v) for k, v in self.artists.items()}
-        for key, forms in other.artists.items():
-            bucket = artists.setdefault(key, {})
-            for form, count in forms.items():
-                bucket[form] = bucket.get(form, 0) + count
-        sources = dict(self.sources)
-        for source, stats in other.sources.items():
-            sources[source] = sources.get(source, SourceStats()).merged(stats)
-        titles = dict(self.titles)
-        for key, keys in other.titles.items():
-            titles[key] = titles.get(key, frozenset()) | keys
-        return ProfileData(artists=artists, sources=sources, titles=titles)
+        builder = ProfileBuilder()
+        builder.add(self)
+        builder.add(other)
+        return builder.build()
 
     # ------------------------------------------------------------------ serialise
 
@@ -421,23 +413,41 @@ def profile_of_record(source: str, track: Mapping[str, Any]) -> ProfileData:
     return ProfileData(artists=artists, sources={source: SourceStats(**counts)}, titles=titles)
 
 
-def build_profile(records: Iterable[tuple[str, Mapping[str, Any]]]) -> ProfileData:
-    """The profile of ``(source, raw track)`` pairs (one pass, counts added in place)."""
-    artists: dict[str, dict[str, int]] = {}
-    sources: dict[str, list[int]] = {}
-    titles: dict[str, set[str]] = {}
-    width = len(SourceStats().as_tuple())
-    for source, track in records:
-        one = profile_of_record(source, track)
-        for key, forms in one.artists.items():
-            bucket = artists.setdefault(key, {})
+class ProfileBuilder:
+    """Adds profiles up in place: merging into an accumulator costs the size of what is added.
+
+    ``ProfileData.merge`` copies both sides; folding a million one-record profiles into a
+    growing profile that way costs the square of the catalog's size.
+    """
+
+    def __init__(self) -> None:
+        self.artists: dict[str, dict[str, int]] = {}
+        self.sources: dict[str, list[int]] = {}
+        self.titles: dict[str, set[str]] = {}
+
+    def add(self, profile: ProfileData) -> ProfileBuilder:
+        for key, forms in profile.artists.items():
+            bucket = self.artists.setdefault(key, {})
             for form, count in forms.items():
                 bucket[form] = bucket.get(form, 0) + count
-        for key, keys in one.titles.items():
-            titles.setdefault(key, set()).update(keys)
-        totals = sources.setdefault(source, [0] * width)
-        for i, n in enumerate(one.sources[source].as_tuple()):
-            totals[i] += n
-    return ProfileData(artists=artists,
-                       sources={k: SourceStats(*v) for k, v in sources.items()},
-                       titles={k: frozenset(v) for k, v in titles.items()})
+        for key, keys in profile.titles.items():
+            self.titles.setdefault(key, set()).update(keys)
+        for source, stats in profile.sources.items():
+            counts = stats.as_tuple()
+            totals = self.sources.setdefault(source, [0] * len(counts))
+            for i, n in enumerate(counts):
+                totals[i] += n
+        return self
+
+    def build(self) -> ProfileData:
+        return ProfileData(artists={k: dict(v) for k, v in self.artists.items()},
+                           sources={k: SourceStats(*v) for k, v in self.sources.items()},
+                           titles={k: frozenset(v) for k, v in self.titles.items()})
+
+
+def build_profile(records: Iterable[tuple[str, Mapping[str, Any]]]) -> ProfileData:
+    """The profile of ``(source, raw track)`` pairs (one pass, counts added in place)."""
+    builder = ProfileBuilder()
+    for source, track in records:
+        builder.add(profile_of_record(source, track))
+    return builder.build()

@@ -11,8 +11,8 @@ from apache_beam.testing.util import assert_that, equal_to
 from model.profilestore import latest_version, load_latest
 from streaming.composites import RecordBatch
 from streaming.kafkaio import KafkaRecord
-from streaming.profile_job import BuildProfile, build_profile_pipeline
-from transforms.profile import build_profile
+from streaming.profile_job import BuildProfile, MergeProfilesFn, build_profile_pipeline
+from transforms.profile import build_profile, profile_of_record
 
 
 def _record(source: str, **track: str) -> KafkaRecord:
@@ -44,3 +44,17 @@ def test_profile_pipeline_writes_a_versioned_profile_and_latest(tmp_path) -> Non
     assert latest_version(tmp_path / "profiles") == expected.version
     assert load_latest(tmp_path / "profiles") == expected
     assert (tmp_path / "profiles" / expected.version / "profile.json").read_text() == expected.to_json()
+
+
+def test_the_combiner_adds_in_place_and_merges_accumulators_as_build_profile_does() -> None:
+    combine = MergeProfilesFn()
+    halves = [combine.create_accumulator(), combine.create_accumulator()]
+    for i, (source, track) in enumerate(TRACKS):
+        halves[i % 2] = combine.add_input(halves[i % 2], profile_of_record(source, track))
+    first_half = combine.extract_output(halves[0])
+
+    merged = combine.extract_output(combine.merge_accumulators(halves))
+
+    assert merged == build_profile(TRACKS)
+    # What was extracted before is not changed by later merges.
+    assert first_half == build_profile(TRACKS[::2])
