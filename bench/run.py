@@ -270,7 +270,7 @@ class PlainLoop:
 class _SharedOnce:
     """Stands in for ``apache_beam.utils.shared.Shared`` outside a pipeline."""
 
-    def acquire(self, constructor: Callable, tag: str) -> Any:  # noqa: ARG002 - same signature as Shared
+    def acquire(self, constructor: Callable, tag: str) -> Any:  # same signature as Shared
         return constructor()
 
 

@@ -523,7 +523,7 @@ def run(argv: Sequence[str] | None = None) -> int:
                                          formatter_class=argparse.RawDescriptionHelpFormatter,
                                          epilog="Standard Beam pipeline options (--runner, ...) are accepted too.")
         parser.add_argument("--archive-dir", help="the stream's --archive-dir (a local path or gs://...)")
-        ArchiveCompactOptions._add_argparse_args(parser)  # noqa: SLF001 - the options class owns its flags
+        ArchiveCompactOptions._add_argparse_args(parser)  # the options class owns its flags
         parser.print_help()
         return 0
     options = PipelineOptions(args[1:])

@@ -494,7 +494,7 @@ class _ConfluentPartitionConsumer:
             self._position = records[-1].offset + 1
         return records
 
-    def commit(self, offset: int, timeout_ms: int) -> None:  # noqa: ARG002 - librdkafka bounds a commit itself
+    def commit(self, offset: int, timeout_ms: int) -> None:  # librdkafka bounds a commit itself
         with _confluent_errors():
             self._consumer.commit(
                 offsets=[_ck.TopicPartition(self._topic, self._partition, offset)], asynchronous=False

@@ -120,7 +120,7 @@ class _Server(ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's signature
+    def log_message(self, format: str, *args: object) -> None:  # the base class's signature
         """Scrapes every few seconds would fill the log; Prometheus records failed scrapes itself."""
 
 

@@ -128,7 +128,7 @@ def quiet_libraries_on_terminal() -> None:
             if isinstance(f, TerminalFilter):
                 f.libraries_quiet = True
     # Descriptor 2 is the log file (see _native_output_to).
-    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115 - lives as long as the process
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)  # lives as long as the process
 
 
 def terminal() -> TextIO:

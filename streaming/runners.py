@@ -107,10 +107,10 @@ class _JobStreamsWithoutDeadline:
     def __getattr__(self, name: str):
         return getattr(self._stub, name)
 
-    def GetStateStream(self, request, timeout=None, **kwargs):  # noqa: N802, ARG002 - gRPC stub method name; the deadline is dropped on purpose
+    def GetStateStream(self, request, timeout=None, **kwargs):  # gRPC stub method name; the deadline is dropped on purpose
         return self._stub.GetStateStream(request, **kwargs)
 
-    def GetMessageStream(self, request, timeout=None, **kwargs):  # noqa: N802, ARG002 - gRPC stub method name; the deadline is dropped on purpose
+    def GetMessageStream(self, request, timeout=None, **kwargs):  # gRPC stub method name; the deadline is dropped on purpose
         return self._stub.GetMessageStream(request, **kwargs)
 
 

@@ -126,7 +126,7 @@ def parse_writer_schema(schema_id: int, schema: Schema) -> dict[str, Any]:
                                                "which metafix does not resolve")
     try:
         parsed = fastavro.parse_schema(json.loads(schema.schema_str))
-    except Exception as e:  # noqa: BLE001 - json and fastavro raise many types for a bad schema
+    except Exception as e:  # json and fastavro raise many types for a bad schema
         raise DecodeError(INCOMPATIBLE_SCHEMA, f"schema id {schema_id} does not parse: {type(e).__name__}: "
                                                f"{str(e)[:300]}") from e
     # metafix's own schema is returned as itself: decoding skips resolution for it.

@@ -63,6 +63,6 @@ def secret_manager_value(name: str) -> str:
     try:
         response = secretmanager.SecretManagerServiceClient().access_secret_version(name=secret_version_name(name))
         return response.payload.data.decode("utf-8")
-    except Exception as e:  # noqa: BLE001 - auth, permission and API errors all end here as one line
+    except Exception as e:  # auth, permission and API errors all end here as one line
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise SecretError(f"cannot read {name} from Secret Manager: {type(e).__name__}: {first_line}"[:300]) from e

@@ -35,6 +35,7 @@ from schemas import (
     SCHEMA_VERSION,
     SCHEMAS_BY_ID,
 )
+from transforms import avro_writer
 from transforms.fields import TRACK_FIELDS
 from transforms.version import PIPELINE_VERSION
 
@@ -281,11 +282,32 @@ def confluent_encode(schema_id: int, record: dict[str, Any], schema: dict[str, A
     """Encodes a record with the wire-format header; ``strict`` so no field is silently defaulted.
 
     ``schema``: the parsed schema the id stands for; by default the one ``registry.json`` names.
+    A writer compiled for the schema (``transforms/avro_writer.py``) encodes the records it
+    takes; fastavro the rest, with the same bytes or its error.
     """
+    schema = schema if schema is not None else SCHEMAS_BY_ID[schema_id]
+    body = _compiled_writer(schema)(record)
+    if body is not None:
+        return _HEADER.pack(MAGIC_BYTE, schema_id) + body
     buf = io.BytesIO()
     buf.write(_HEADER.pack(MAGIC_BYTE, schema_id))
-    fastavro.schemaless_writer(buf, schema if schema is not None else SCHEMAS_BY_ID[schema_id], record, strict=True)
+    fastavro.schemaless_writer(buf, schema, record, strict=True)
     return buf.getvalue()
+
+
+def _no_fast_path(record: Any) -> None:  # a compiled writer's signature
+    return None
+
+
+# id(parsed schema) -> (the schema, kept alive so its id is not reused; its compiled writer).
+_WRITERS: dict[int, tuple[dict[str, Any], Callable[[Any], bytes | None]]] = {}
+
+
+def _compiled_writer(schema: dict[str, Any]) -> Callable[[Any], bytes | None]:
+    entry = _WRITERS.get(id(schema))
+    if entry is None:
+        entry = _WRITERS[id(schema)] = (schema, avro_writer.compile_writer(schema) or _no_fast_path)
+    return entry[1]
 
 
 def reframe(value: bytes, schema_id: int) -> bytes:
