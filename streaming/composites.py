@@ -30,6 +30,7 @@ from model.profilestore import LatestProfile, bundled_profile_dir
 from model.serving import Predictor
 from schemas import SCHEMA_IDS, SCHEMAS_BY_FILE, schema_text
 from streaming import live_metrics, schema_registry
+from streaming.batch_coder import register_batch_types
 from streaming.schema_registry import RegistrySettings
 from transforms import codec, records
 from transforms.policy import RecordScores, Thresholds, correct_track
@@ -181,6 +182,10 @@ class DecodeFn(beam.DoFn):
         counts["dead_letters"] += len(dead)
         self._counters.inc_all(+counts)
         yield DecodedBatch(batch_position(batch), events, dead)
+
+
+# Batches are elements: Beam's size sampling must not pickle them (streaming/batch_coder.py).
+register_batch_types(RecordBatch, DecodedBatch, CatalogBatch)
 
 
 class _LoadedModel:
@@ -409,8 +414,10 @@ class CorrectCatalog(beam.PTransform):
         return (
             batches
             | "DecodeEvents" >> beam.ParDo(DecodeFn(self._max_payload_bytes, self._registry))
+            .with_output_types(DecodedBatch)
             | "ScoreAndCorrect" >> beam.ParDo(CorrectBatchFn(self._settings, shared.Shared(), shared.Shared()))
-            | "RouteOutputs" >> beam.ParDo(RouteFn())
+            .with_output_types(CatalogBatch)
+            | "RouteOutputs" >> beam.ParDo(RouteFn()).with_output_types(CatalogBatch)
         )
 
 
@@ -493,6 +500,9 @@ def encode_failure(record: dict, error: Exception) -> dict:
     )
 
 
+register_batch_types(EncodedBatch)
+
+
 class EncodeFn(beam.DoFn):
     """One CatalogBatch to one EncodedBatch; a record that fails to encode becomes a dead letter.
 
@@ -567,4 +577,5 @@ class EncodeOutputs(beam.PTransform):
         self._topics = topics
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
-        return batches | "EncodeBatches" >> beam.ParDo(EncodeFn(self._max_bytes, self._registry, self._topics))
+        return batches | "EncodeBatches" >> beam.ParDo(
+            EncodeFn(self._max_bytes, self._registry, self._topics)).with_output_types(EncodedBatch)

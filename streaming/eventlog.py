@@ -171,5 +171,5 @@ class ReadEventLog(beam.PTransform):
             | "AllFiles" >> beam.combiners.ToList()
             | "ListRanges" >> beam.ParDo(_ListRangesFn())
             | "SpreadRanges" >> beam.Reshuffle()
-            | "ReadRanges" >> beam.ParDo(_ReadRangeFn())
+            | "ReadRanges" >> beam.ParDo(_ReadRangeFn()).with_output_types(RecordBatch)
         )

@@ -56,6 +56,7 @@ from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from streaming import live_metrics
+from streaming.batch_coder import BatchList
 from streaming.kafka_clients import (
     DEFAULT_CLIENT,
     ClientName,
@@ -566,6 +567,7 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
         return records
 
     def _output(self, batch: KafkaBatch) -> KafkaBatch | TimestampedValue:
+        batch = BatchList(batch)
         if self._with_timestamps:
             # The batch's earliest record time: nothing in it is later than the element.
             return TimestampedValue(batch, _timestamp_of(min(r.timestamp_ms for r in batch)))
@@ -666,7 +668,8 @@ class ReadFromKafka(beam.PTransform):
                 | "WatchPartitions" >> beam.ParDo(_WatchPartitionsFn(config))
             )
         read_fn = ReadPartitionFn if config.stop is not None else ReadUnboundedPartitionFn
-        return partitions | "ReadPartitions" >> beam.ParDo(read_fn(config, self._with_timestamps))
+        return partitions | "ReadPartitions" >> beam.ParDo(
+            read_fn(config, self._with_timestamps)).with_output_types(BatchList)
 
 
 Message = tuple[str, bytes | None, bytes]

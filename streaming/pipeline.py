@@ -12,6 +12,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from streaming.archive import ArchiveEvents
+from streaming.batch_coder import BatchList
 from streaming.composites import (
     DEAD_LETTER,
     CorrectCatalog,
@@ -60,12 +61,12 @@ def producer_config(kafka: KafkaSettings) -> ProducerConfig:
 
 def messages_for_topics(batch: EncodedBatch, topics: dict[str, str | None]) -> list[Message]:
     """The (topic, key, value) messages of one EncodedBatch; outputs without a topic are dropped."""
-    return [
+    return BatchList(
         (topic, key, value)
         for name, topic in topics.items()
         if topic
         for key, value in getattr(batch, "dead_letters" if name == DEAD_LETTER else name)
-    ]
+    )
 
 
 class WriteOutputs(beam.PTransform):
@@ -85,7 +86,7 @@ class WriteOutputs(beam.PTransform):
     def expand(self, encoded: beam.PCollection) -> None:
         (
             encoded
-            | "ToTopics" >> beam.Map(messages_for_topics, self._topics)
+            | "ToTopics" >> beam.Map(messages_for_topics, self._topics).with_output_types(BatchList)
             | "ProduceOutputs" >> WriteBatchesToKafka(self._producer)
         )
 

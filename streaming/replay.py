@@ -186,7 +186,7 @@ def build_replay_pipeline(p: beam.Pipeline, config: ReplayConfig) -> None:
             )
         )
     if config.progress:
-        batches = batches | "ReportProgress" >> beam.ParDo(ProgressFn())
+        batches = batches | "ReportProgress" >> beam.ParDo(ProgressFn()).with_output_types(RecordBatch)
     outputs = batches | "CorrectCatalog" >> CorrectCatalog(
         CorrectionSettings(config.model_dir, config.batch_size, config.apply_threshold, config.review_threshold,
                            profile_dir=config.profile_dir),
