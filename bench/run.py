@@ -402,11 +402,11 @@ def bench_replay(model_dir: str, log: Path, workers: int) -> dict:
             "peak_rss_mb": sampler.peak_rss / 2**20, "workers": workers, "load": [load_before, load()]}
 
 
-def _row(name: str, value: Any, unit: str = "") -> str:
+def _row(name: str, value: Any, unit: str = "", digits: int = 1) -> str:
     if isinstance(value, dict):
-        return f"  {name:<44} {value['min']:>12,.1f} {value['median']:>12,.1f}  {unit}"
+        return f"  {name:<44} {value['min']:>12,.{digits}f} {value['median']:>12,.{digits}f}  {unit}"
     if isinstance(value, int | float):
-        return f"  {name:<44} {value:>12,.1f} {'':>12}  {unit}"
+        return f"  {name:<44} {value:>12,.{digits}f} {'':>12}  {unit}"
     return f"  {name:<44} {'-':>12}"
 
 
@@ -510,7 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(_row("e2e events/s", e2e))
     print(_row("plain loop events/s (same client, no Beam)", base))
     if e2e and base:
-        print(_row("ratio e2e / plain loop (best of each)", results["ratio_to_baseline"]))
+        print(_row("ratio e2e / plain loop (best of each)", results["ratio_to_baseline"], digits=2))
     print(_row(f"latency p50 ms at {args.rate:,.0f}/s", p50))
     print(_row(f"latency p99 ms at {args.rate:,.0f}/s", p99))
     print(_row("replay records/s", replay))

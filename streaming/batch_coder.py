@@ -19,7 +19,7 @@ import pickle
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.coders import coder_impl
+from apache_beam.coders import coder_impl, coders
 
 # A rough size of one record in a batch (an encoded event is 300-600 bytes; a corrected
 # record with its corrections about as much): the metric needs a magnitude, not bytes.
@@ -46,7 +46,7 @@ def estimated_size(batch: Any) -> int:
     return ESTIMATED_BYTES_PER_RECORD * records_in(batch)
 
 
-class BatchCoder(beam.coders.Coder):
+class BatchCoder(coders.FastCoder):
     """Pickles batch elements; estimates their size from their record count."""
 
     def _create_impl(self) -> coder_impl.CoderImpl:

@@ -30,6 +30,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas import CORRECTED_RECORD
 from streaming import preflight
+from streaming.batch_coder import BatchList
 from streaming.composites import (
     DEAD_LETTER,
     CatalogBatch,
@@ -186,7 +187,8 @@ def build_replay_pipeline(p: beam.Pipeline, config: ReplayConfig) -> None:
             )
         )
     if config.progress:
-        batches = batches | "ReportProgress" >> beam.ParDo(ProgressFn()).with_output_types(RecordBatch)
+        batches = batches | "ReportProgress" >> beam.ParDo(ProgressFn()).with_output_types(
+            RecordBatch if config.input_pattern else BatchList)
     outputs = batches | "CorrectCatalog" >> CorrectCatalog(
         CorrectionSettings(config.model_dir, config.batch_size, config.apply_threshold, config.review_threshold,
                            profile_dir=config.profile_dir),

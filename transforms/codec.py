@@ -261,21 +261,19 @@ def _validate(event: dict[str, Any]) -> dict[str, Any]:
         raise DecodeError("missing_event_id", "event_id is missing or empty")
     if len(event_id) > 256:
         raise DecodeError("invalid_event_id", f"event_id is {len(event_id)} characters long", event_id[:256])
-    texts = [event_id, *(event.get(k) for k in _TOP_LEVEL_STRINGS), *event["track"].values()]
-    for text in texts:
-        for s in text if isinstance(text, list) else (text,):
-            if s is not None and not _encodable(s):
-                raise DecodeError("invalid_unicode", "a text value holds a lone surrogate", event_id)
-    return event
-
-
-def _encodable(text: str) -> bool:
-    # JSON "\ud800" escapes decode to lone surrogates that no UTF-8 writer accepts.
+    texts = [event_id]
+    for value in (*(event.get(k) for k in _TOP_LEVEL_STRINGS), *event["track"].values()):
+        if isinstance(value, list):
+            texts += value
+        elif value is not None:
+            texts.append(value)
+    # JSON "\ud800" escapes decode to lone surrogates that no UTF-8 writer accepts. Joined,
+    # the values are checked in one call: surrogates do not pair up across a join in a str.
     try:
-        text.encode("utf-8")
+        "".join(texts).encode("utf-8")
     except UnicodeEncodeError:
-        return False
-    return True
+        raise DecodeError("invalid_unicode", "a text value holds a lone surrogate", event_id) from None
+    return event
 
 
 def confluent_encode(schema_id: int, record: dict[str, Any], schema: dict[str, Any] | None = None) -> bytes:
