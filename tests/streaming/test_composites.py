@@ -29,6 +29,7 @@ from streaming.composites import (
     CorrectionSettings,
     EncodeFn,
     RouteFn,
+    chunk_bounds,
     longest_text,
 )
 from streaming.kafkaio import KafkaRecord
@@ -195,3 +196,13 @@ def test_the_model_is_loaded_once_however_often_the_step_is_set_up(monkeypatch, 
 
     assert loads == ["model/export"]
     assert other is not None
+
+
+@pytest.mark.parametrize("n", [0, 1, 127, 128, 129, 512, 640, 641, 2000, 5000])
+def test_model_calls_cover_the_batch_in_order_each_at_most_the_batch_size(n: int) -> None:
+    bounds = chunk_bounds(n, 512)
+
+    assert [i for start, end in bounds for i in range(start, end)] == list(range(n))
+    assert all(0 < end - start <= 512 for start, end in bounds)
+    # The first call, which nothing overlaps, is the short one.
+    assert not bounds or bounds[0][1] - bounds[0][0] == min(n, 128)
