@@ -66,7 +66,7 @@ from streaming.kafka_clients import (
     KafkaRecord,
     kafka_client,
 )
-from streaming.kafkaio import ProducerConfig
+from streaming.kafkaio import DEFAULT_MAX_RECORDS_PER_POLL, ProducerConfig
 from streaming.options import REPO_ROOT, resolve_model_dir
 from transforms import codec
 
@@ -279,7 +279,7 @@ def bench_baseline(bootstrap: str, loop: PlainLoop, messages: list, client_name:
     topics = _topics(bootstrap)
     produce(bootstrap, topics["in"], iter(messages))
     client = kafka_client(client_name)
-    settings = ConsumerSettings(bootstrap, None, 2000)
+    settings = ConsumerSettings(bootstrap, None, DEFAULT_MAX_RECORDS_PER_POLL)
     consumers = [client.partition_consumer(settings, topics["in"], p, 0) for p in range(3)]
     producer = client.producer(ProducerConfig(bootstrap, client=client_name).settings())
     load_before = load()
@@ -287,7 +287,7 @@ def bench_baseline(bootstrap: str, loop: PlainLoop, messages: list, client_name:
     cpu_started = time.process_time()
     while done < n:
         for consumer in consumers:
-            batch = consumer.poll(2000, 100)
+            batch = consumer.poll(DEFAULT_MAX_RECORDS_PER_POLL, 100)
             if not batch:
                 continue
             started = started or time.monotonic()
@@ -311,7 +311,8 @@ def bench_baseline(bootstrap: str, loop: PlainLoop, messages: list, client_name:
 def bench_stages(bootstrap: str, loop: PlainLoop, messages: list, client_name: str) -> dict[str, float]:
     """CPU µs per event of each stage alone (process CPU time, TF and client threads included)."""
     records = [KafkaRecord("in", 0, i, 0, m.key, m.value) for i, m in enumerate(messages)]
-    batches = [records[i:i + 2000] for i in range(0, len(records), 2000)]
+    step = DEFAULT_MAX_RECORDS_PER_POLL
+    batches = [records[i:i + step] for i in range(0, len(records), step)]
     n = len(records)
 
     def cpu_us(fn: Callable[[], Any]) -> float:

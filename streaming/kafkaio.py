@@ -79,6 +79,15 @@ UNBOUNDED = sys.maxsize
 StartPosition = Literal["earliest", "latest", "committed"] | int
 StopPosition = Literal["end"] | int | None
 
+# Records one poll of a partition may emit as one batch (one bundle). Every bundle pays a
+# fixed cost (Prism hands the reader's residual back, the producer flushes with acks=all,
+# the offsets are committed, the first model call is not overlapped); a job that has fallen
+# behind catches up faster with fewer, larger bundles. Here, 300k events through the stream:
+# 4.6k events/s with 2,000, 8.0k with 5,000, 7.8k with 20,000. A job that keeps up polls
+# fewer records than this, so its latency does not depend on it.
+DEFAULT_MAX_RECORDS_PER_POLL = 5000
+
+
 @dataclass(frozen=True)
 class ConsumerConfig:
     """Plain, picklable settings of a Kafka read.
@@ -98,7 +107,7 @@ class ConsumerConfig:
     start: StartPosition = "earliest"
     stop: StopPosition = None
     # Records per process() call: one call is one checkpoint, so this bounds a bundle.
-    max_records_per_call: int = 2000
+    max_records_per_call: int = DEFAULT_MAX_RECORDS_PER_POLL
     # How long an idle reader blocks in poll() before it checkpoints.
     poll_timeout_ms: int = 300
     # A caught-up partition moves its watermark to now minus this, leaving room for records

@@ -26,6 +26,7 @@ from streaming.client_properties import (
     parse_properties,
 )
 from streaming.kafka_clients import CLIENT_NAMES, DEFAULT_CLIENT, ClientName, KafkaSecurity
+from streaming.kafkaio import DEFAULT_MAX_RECORDS_PER_POLL
 from streaming.schema_registry import PASSWORD_ENV as REGISTRY_PASSWORD_ENV
 from streaming.schema_registry import RegistrySettings
 from streaming.secret_sources import (
@@ -103,8 +104,8 @@ class MetafixOptions(PipelineOptions):
         g.add_argument("--profile-refresh-s", dest="profile_refresh_s", type=float, default=60.0,
                        help="stream: look for a newer profile version this often (seconds)")
         g.add_argument("--batch-size", dest="batch_size", type=int, default=512, help="Records per model call")
-        g.add_argument("--max-records-per-poll", dest="max_records_per_poll", type=int, default=2000,
-                       help="Records the Kafka source emits per bundle at most")
+        g.add_argument("--max-records-per-poll", dest="max_records_per_poll", type=int, default=DEFAULT_MAX_RECORDS_PER_POLL,
+                       help=f"Records the Kafka source emits per bundle at most (default {DEFAULT_MAX_RECORDS_PER_POLL})")
         g.add_argument("--partition-discovery-interval-s", dest="partition_discovery_interval_s", type=float,
                        default=DEFAULT_PARTITION_DISCOVERY_INTERVAL_S,
                        help="stream: list the input topic this often (seconds) and read the partitions added "

@@ -35,13 +35,13 @@ from harness.jobs import StreamJob, read_until
 from harness.local_kafka import create_topic, delete_topics, unique_topic_name
 from model.serving import resolve_version_dir
 from streaming.kafka_clients import CLIENT_NAMES
-from streaming.kafkaio import ProducerConfig, WriteToKafka
+from streaming.kafkaio import DEFAULT_MAX_RECORDS_PER_POLL, ProducerConfig, WriteToKafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.prism, pytest.mark.slow]
 
 # The most records one bundle of the job can hold: --max-records-per-poll for each of the
 # input's 3 partitions.
-IN_FLIGHT = 3 * 2000
+IN_FLIGHT = 3 * DEFAULT_MAX_RECORDS_PER_POLL
 
 
 @pytest.fixture(params=CLIENT_NAMES)
