@@ -96,7 +96,8 @@ def _packed(packer: struct.Struct) -> Writer:
     pack = packer.pack
 
     def write(out: bytearray, value: Any) -> None:
-        if type(value) is not float:
+        # NaN's bits are fastavro's (its C cast) to choose.
+        if type(value) is not float or value != value:
             raise _NotFast
         out += pack(value)
 

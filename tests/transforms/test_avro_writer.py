@@ -69,7 +69,7 @@ def test_every_fitting_record_is_written_as_fastavro_writes_it(name: str) -> Non
 
 # Values that are off the compiled writer's exact types: each is fastavro's to write or refuse.
 _ODD = [True, False, 1.0, 3, "3", b"3", None, [], {}, datetime.datetime(2024, 1, 2, 3, 4),
-        2**31, 2**63, -(2**63) - 1, "\ud800 lone surrogate", ("a",), 2.5e40]
+        2**31, 2**63, -(2**63) - 1, "\ud800 lone surrogate", ("a",), 2.5e40, float("nan"), float("inf")]
 
 
 @pytest.mark.parametrize("name", SCHEMAS)
