@@ -181,10 +181,6 @@ class SourceStats:
     albums: int = 0  # album values with text
     album_year_suffix: int = 0  # of those, ending in "(YYYY)" (its release year, if it has one)
 
-    def merged(self, other: SourceStats) -> SourceStats:
-        return SourceStats(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple(),
-                                                   strict=True)))
-
     def as_tuple(self) -> tuple[int, ...]:
         return (self.day_first, self.month_first, self.upper, self.lower, self.mixed,
                 self.decimal_small, self.decimal_large, self.albums, self.album_year_suffix)
