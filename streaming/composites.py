@@ -184,10 +184,6 @@ class DecodeFn(beam.DoFn):
         yield DecodedBatch(batch_position(batch), events, dead)
 
 
-# Batches are elements: Beam's size sampling must not pickle them (streaming/batch_coder.py).
-register_batch_types(RecordBatch, DecodedBatch, CatalogBatch)
-
-
 class _LoadedModel:
     """Holder for a predictor shared by all DoFn instances of a worker process."""
 
@@ -517,7 +513,8 @@ def encode_failure(record: dict, error: Exception) -> dict:
     )
 
 
-register_batch_types(EncodedBatch)
+# Batches are elements: Beam's size sampling must not pickle them (streaming/batch_coder.py).
+register_batch_types(RecordBatch, DecodedBatch, CatalogBatch, EncodedBatch)
 
 
 class EncodeFn(beam.DoFn):

@@ -84,7 +84,7 @@ StopPosition = Literal["end"] | int | None
 # the offsets are committed, the first model call is not overlapped); a job that has fallen
 # behind catches up faster with fewer, larger bundles. Here, 300k events through the stream:
 # 4.6k events/s with 2,000, 8.0k with 5,000, 7.8k with 20,000. A job that keeps up polls
-# fewer records than this, so its latency does not depend on it.
+# fewer records than this: the cap matters while it catches up.
 DEFAULT_MAX_RECORDS_PER_POLL = 5000
 
 
@@ -529,7 +529,7 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
         live_metrics.record_poll(tp[0], tp[1], position, consumer.highwater())
         # Records at or past the stop of a bounded read are not ours; the rest is claimed
         # at once by claiming its last offset.
-        claimed = [r for r in polled if r.offset < restriction.stop]
+        claimed = BatchList(r for r in polled if r.offset < restriction.stop)
         if claimed and not tracker.try_claim(claimed[-1].offset):
             # The runner checkpointed the restriction meanwhile: the residual re-reads these.
             bundle_finalizer.register(_nothing_to_commit)
@@ -575,8 +575,7 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
         self._batch_size.update(len(records))
         return records
 
-    def _output(self, batch: KafkaBatch) -> KafkaBatch | TimestampedValue:
-        batch = BatchList(batch)
+    def _output(self, batch: BatchList) -> BatchList | TimestampedValue:
         if self._with_timestamps:
             # The batch's earliest record time: nothing in it is later than the element.
             return TimestampedValue(batch, _timestamp_of(min(r.timestamp_ms for r in batch)))

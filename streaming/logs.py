@@ -164,7 +164,7 @@ class _Handler(logging.Handler):
     """The handlers ``configure`` adds: a second call replaces them, ``last_line`` closes them."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        # Runs under the handler's lock, as does the flag's change in last_line.
+        # Runs under the handler's lock: last_line waits on it for a record begun before it.
         if not _closed:
             super().emit(record)
 
@@ -249,12 +249,11 @@ def last_line(message: str) -> None:
     """
     global _closed
     logging.disable(logging.CRITICAL)
-    handlers = [h for h in logging.getLogger().handlers if isinstance(h, _Handler)]
-    for handler in handlers:
-        with handler.lock:
-            _closed = True
-            handler.flush()
     _closed = True
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _Handler):
+            with handler.lock:
+                handler.flush()
     sys.stdout.flush()
     print(message, file=sys.stderr, flush=True)
 

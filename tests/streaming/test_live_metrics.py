@@ -45,8 +45,6 @@ def test_a_poll_sets_the_partitions_lag() -> None:
     assert live_metrics.seconds_since_last_poll() is not None
 
 
-
-
 def test_the_endpoint_serves_metrics_and_health() -> None:
     answers = iter([(True, "ok: running"), (False, "the job is CANCELLING")])
     server = live_metrics.serve(0, "127.0.0.1", lambda: next(answers))

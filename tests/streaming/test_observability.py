@@ -81,10 +81,6 @@ class Terminal:
         os.close(self._master)
 
 
-
-
-
-
 def _samples(text: str) -> dict[tuple[str, tuple], float]:
     """(sample name, sorted labels) -> value, of the metafix metrics in a scrape."""
     return {
