@@ -12,8 +12,10 @@ its minimum and median (best for rates: the maximum), with the load average besi
   (consume, decode, score, correct, route, encode, produce to the same four topics).
 * latency: the job at a fixed input rate; output record time minus input record time
   (both Kafka timestamps), p50/p99 over the steady state (the first 10 s left out).
-* replay: ``metafix replay`` over an Avro event log (records/s), and peak RSS of one
-  replay of ``--replay-events`` (1M by default) events.
+* replay: ``metafix replay`` over an Avro event log (records/s from launch to exit, its
+  profile pass included; and within its pipeline), and peak RSS of one replay of
+  ``--replay-events`` (1M by default) events, in as many worker processes as the replay
+  chooses (``--replay-workers`` to fix it).
 * stages: CPU µs per event of each stage alone, in this process, at the job's batch
   sizes; "Beam and runner" is the job's steady-state CPU per event (job and Prism
   processes, from its first output to its last) minus their sum.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -381,26 +384,35 @@ def write_event_log(path: Path, n: int) -> None:
                         (codec.decode_event(m.value) for m in catalog_messages(n, seed=23, bad_every=0)))
 
 
+REPLAY_LINE = re.compile(r"replay: ([\d,]+) records in ([\d.]+) s \(([\d,]+) records/s, (\d+) worker process")
+
+
 def bench_replay(model_dir: str, log: Path, workers: int) -> dict:
+    """``metafix replay`` of ``log`` (its profile pass included), wall time from launch to exit.
+
+    ``workers`` 0 leaves the number of worker processes to the replay.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.avro"
         args = [sys.executable, "-m", "streaming.cli", "replay", "--input", str(log), "--output", str(out),
                 "--format", "avro", "--model-dir", model_dir]
-        if workers > 1:
+        if workers:
             args += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
         load_before = load()
         started = time.monotonic()
-        process = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         sampler = TreeSampler(process.pid)
-        _, err = process.communicate()
+        said, err = process.communicate()
         cpu = sampler.stop()
         elapsed = time.monotonic() - started
         if process.returncode:
             raise RuntimeError(f"replay failed: {err.decode()[-2000:]}")
         with open(out, "rb") as f:
             count = sum(block.num_records for block in fastavro.block_reader(f))
-    return {"records": count, "records_per_s": count / elapsed, "wall_s": elapsed, "cpu_us_per_record": cpu / count * 1e6,
-            "peak_rss_mb": sampler.peak_rss / 2**20, "workers": workers, "load": [load_before, load()]}
+    [(_, pipeline_s, _, used)] = REPLAY_LINE.findall(said.decode())
+    return {"records": count, "records_per_s": count / elapsed, "wall_s": elapsed,
+            "pipeline_records_per_s": count / float(pipeline_s), "cpu_us_per_record": cpu / count * 1e6,
+            "peak_rss_mb": sampler.peak_rss / 2**20, "workers": int(used), "load": [load_before, load()]}
 
 
 def _row(name: str, value: Any, unit: str = "", digits: int = 1) -> str:
@@ -424,7 +436,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency-seconds", type=float, default=30.0 if quick else 70.0,
                         help=f"input at --rate for this long; the first {LATENCY_WARMUP_S:.0f} s are not measured")
     parser.add_argument("--replay-events", type=int, default=100_000 if quick else 1_000_000)
-    parser.add_argument("--replay-workers", type=int, default=1)
+    parser.add_argument("--replay-workers", type=int, default=0,
+                        help="worker processes of the replay (default: the replay's own choice)")
     parser.add_argument("--kafka-client", choices=CLIENT_NAMES, default=DEFAULT_CLIENT)
     parser.add_argument("--port", type=int, default=19700)
     parser.add_argument("--model-dir", default=None)
@@ -520,7 +533,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(_row("replay records/s", replay))
     large = results.get("replay_large")
     if large:
-        print(_row(f"replay of {large['records']:,} events: records/s", large["records_per_s"]))
+        print(_row(f"replay of {large['records']:,} events: records/s ({large['workers']} worker processes)",
+                   large["records_per_s"]))
+        print(_row(f"replay of {large['records']:,} events: records/s in the pipeline", large["pipeline_records_per_s"]))
         print(_row(f"replay of {large['records']:,} events: peak RSS MB", large["peak_rss_mb"]))
     print(_row("model CPU µs per record", results["summary"]["model_cpu_us_per_record"]))
     print(_row("peak RSS MB (stream)", results["peak_rss_mb"]))

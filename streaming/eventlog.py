@@ -39,6 +39,12 @@ class FileRange(NamedTuple):
     end: int
 
 
+def matched_bytes(pattern: str) -> int:
+    """The size of the files a pattern matches, read from the filesystem's listing."""
+    [result] = FileSystems.match([pattern])
+    return sum(m.size_in_bytes for m in result.metadata_list)
+
+
 def _read_long(f: Any) -> int:
     """One zig-zag varint (Avro long) from a binary file."""
     shift, value = 0, 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
+import multiprocessing
 import socket
 import ssl
 from collections.abc import Iterator
@@ -128,12 +130,45 @@ def check_topics(kafka: KafkaSettings, topics: dict[str, str | None]) -> None:
             raise ConfigError(f"{flag}: topic {topic!r} does not exist on {kafka.bootstrap_servers}")
 
 
+def _model_version(model_dir: str) -> str:
+    return Predictor.load(model_dir).version
+
+
+class ModelCheck:
+    """Loads the model once, so that a missing or corrupt one fails before the job; ``result()``
+    gives its version or raises ``ConfigError``.
+
+    In process, the model is loaded at once. ``apart`` loads it in a child process that exits
+    afterwards, while the caller goes on (a replay builds its input's profile meanwhile): a
+    launcher whose workers are other processes then keeps nothing of the check, where loaded
+    in it TensorFlow and the model would stay (about 630 MB) beside each worker's own copy.
+    """
+
+    def __init__(self, model_dir: str, *, apart: bool = False):
+        self._child = None
+        if apart:
+            self._child = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._version = self._child.submit(_model_version, model_dir)
+        else:
+            self._version = concurrent.futures.Future()
+            try:
+                self._version.set_result(_model_version(model_dir))
+            except ModelLoadError as e:
+                self._version.set_exception(e)
+
+    def result(self) -> str:
+        try:
+            return self._version.result()
+        except ModelLoadError as e:
+            raise ConfigError(f"--model-dir: {e}") from e
+        finally:
+            if self._child is not None:
+                self._child.shutdown()
+
+
 def check_model(model_dir: str) -> str:
     """Loads the model once; returns its version."""
-    try:
-        return Predictor.load(model_dir).version
-    except ModelLoadError as e:
-        raise ConfigError(f"--model-dir: {e}") from e
+    return ModelCheck(model_dir).result()
 
 
 def check_schema_registry(settings: RegistrySettings) -> None:

@@ -15,6 +15,7 @@ and/or a Kafka topic; dead letters go to ``<output>.dead_letters.jsonl``.
 from __future__ import annotations
 
 import dataclasses
+import os
 import posixpath
 import sys
 import tempfile
@@ -26,7 +27,7 @@ from typing import Any
 import apache_beam as beam
 import fastavro
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
 from schemas import CORRECTED_RECORD
 from streaming import preflight
@@ -39,13 +40,18 @@ from streaming.composites import (
     EncodeOutputs,
     RecordBatch,
 )
-from streaming.eventlog import ReadEventLog
+from streaming.eventlog import ReadEventLog, matched_bytes
 from streaming.kafkaio import ConsumerConfig, ReadFromKafka
 from streaming.metrics_summary import print_summary
 from streaming.options import MetafixOptions, ReplayConfig, replay_config, wants_help
 from streaming.pipeline import WriteOutputs, producer_config
 from streaming.profile_job import build_profile_dir
-from streaming.runners import pipeline_runner, with_local_defaults
+from streaming.runners import (
+    pipeline_runner,
+    with_local_defaults,
+    with_worker_processes,
+    workers_are_processes,
+)
 from transforms import records
 
 
@@ -207,7 +213,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     """``metafix replay``: the streaming logic over event-log files or a bounded Kafka range."""
     if wants_help(argv, "metafix replay", __doc__):
         return 0
-    options = PipelineOptions(list(argv or []))
+    args = list(argv or [])
+    options = PipelineOptions(args)
     config = replay_config(options, interactive=sys.stderr.isatty())
     if config.kafka is not None:
         preflight.check_topics(
@@ -217,13 +224,17 @@ def run(argv: Sequence[str] | None = None) -> int:
         )
     if config.schema_registry is not None:
         preflight.check_schema_registry(config.schema_registry)
-    preflight.check_model(config.model_dir)
+    input_bytes = matched_bytes(config.input_pattern) if config.input_pattern else 0
+    options = with_worker_processes(options, args, input_bytes)
+    model_check = preflight.ModelCheck(config.model_dir, apart=workers_are_processes(options))
     if config.input_pattern and config.profile_dir is None:
         # A backfill learns its sources' conventions from itself.
         profile_dir = profile_dir_for(config)
-        build_profile_dir(config.input_pattern, profile_dir, PipelineOptions(list(argv or [])))
+        build_profile_dir(config.input_pattern, profile_dir,
+                          with_worker_processes(PipelineOptions(args), args, input_bytes))
         config = dataclasses.replace(config, profile_dir=profile_dir)
         print(f"replay: profile of the input in {profile_dir}", file=sys.stderr, flush=True)
+    model_check.result()
     options = with_local_defaults(options, streaming=False)
     pipeline = beam.Pipeline(runner=pipeline_runner(options), options=options)
     build_replay_pipeline(pipeline, config)
@@ -233,5 +244,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     values = print_summary(result, metrics_file=options.view_as(MetafixOptions).metrics_file)
     elapsed = time.monotonic() - started
     n = values.get("records_in", 0) + values.get("dead_letters", 0)
-    print(f"replay: {n:,} records in {elapsed:.1f} s ({n / max(elapsed, 1e-9):,.0f} records/s)", flush=True)
+    # 0 workers is the FnApiRunner's "one per core".
+    workers = (options.view_as(DirectOptions).direct_num_workers or os.cpu_count()) if workers_are_processes(options) else 1
+    print(f"replay: {n:,} records in {elapsed:.1f} s ({n / max(elapsed, 1e-9):,.0f} records/s, "
+          f"{workers} worker process{'es' if workers > 1 else ''})", flush=True)
     return 0

@@ -123,3 +123,35 @@ def test_a_backfill_learns_its_sources_from_itself(tiny_model_dir, tmp_path):
         "I Know", ["Wiz Khalifa"], True)
     assert [c["error_class"] for c in split["corrections"] if c["field"] == "title"] == [
         "explicit_in_title", "featured_in_title"]
+
+
+def test_replay_in_two_worker_processes_writes_what_one_process_writes(tiny_model_dir, tmp_path):
+    log = tmp_path / "events.jsonl"
+    log.write_bytes(b"".join(m.value + b"\n" for m in catalog_messages(600, seed=12, bad_every=40, avro_share=0)))
+    profile = tmp_path / "profile"
+    made = metafix("profile", "--input", str(log), "--output", str(profile))
+    assert made.returncode == 0, made.stdout + made.stderr
+    outputs = {}
+    for name, extra in (("one", []), ("two", ["--direct_num_workers=2", "--direct_running_mode=multi_processing"])):
+        out = tmp_path / f"{name}.avro"
+        done = metafix("replay", "--input", str(log), "--output", str(out), "--format", "avro",
+                       "--model-dir", str(tiny_model_dir), "--profile", str(profile), *extra)
+        assert done.returncode == 0, done.stdout + done.stderr
+        with open(out, "rb") as f:
+            records = [codec.confluent_encode(CORRECTED_SCHEMA_ID, r) for r in fastavro.reader(f)]
+        outputs[name] = (records, (tmp_path / f"{name}.avro.dead_letters.jsonl").read_bytes())
+    assert len(outputs["one"][0]) == 600 - 15
+    assert outputs["two"] == outputs["one"]
+
+
+def test_a_missing_model_ends_a_replay_in_worker_processes_with_one_line(tmp_path):
+    log = tmp_path / "events.jsonl"
+    log.write_bytes(b"".join(m.value + b"\n" for m in catalog_messages(20, seed=13, bad_every=0, avro_share=0)))
+
+    done = metafix("replay", "--input", str(log), "--output", str(tmp_path / "out.avro"),
+                   "--model-dir", str(tmp_path / "no-model"),
+                   "--direct_num_workers=2", "--direct_running_mode=multi_processing")
+
+    assert done.returncode == 2
+    assert "--model-dir" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out.avro").exists()
