@@ -533,9 +533,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(_row("replay records/s", replay))
     large = results.get("replay_large")
     if large:
-        print(_row(f"replay of {large['records']:,} events: records/s ({large['workers']} worker processes)",
-                   large["records_per_s"]))
-        print(_row(f"replay of {large['records']:,} events: records/s in the pipeline", large["pipeline_records_per_s"]))
+        print(_row(f"replay of {large['records']:,}: records/s, {large['workers']} processes", large["records_per_s"]))
+        print(_row(f"replay of {large['records']:,}: records/s in pipeline", large["pipeline_records_per_s"]))
         print(_row(f"replay of {large['records']:,} events: peak RSS MB", large["peak_rss_mb"]))
     print(_row("model CPU µs per record", results["summary"]["model_cpu_us_per_record"]))
     print(_row("peak RSS MB (stream)", results["peak_rss_mb"]))
