@@ -134,41 +134,20 @@ def _model_version(model_dir: str) -> str:
     return Predictor.load(model_dir).version
 
 
-class ModelCheck:
-    """Loads the model once, so that a missing or corrupt one fails before the job; ``result()``
-    gives its version or raises ``ConfigError``.
+def check_model(model_dir: str, *, apart: bool = False) -> str:
+    """Loads the model once; returns its version.
 
-    In process, the model is loaded at once. ``apart`` loads it in a child process that exits
-    afterwards, while the caller goes on (a replay builds its input's profile meanwhile): a
-    launcher whose workers are other processes then keeps nothing of the check, where loaded
-    in it TensorFlow and the model would stay (about 630 MB) beside each worker's own copy.
+    ``apart`` loads it in a child process that exits afterwards: a launcher whose workers are
+    other processes then keeps nothing of the check, where loaded in it TensorFlow and the
+    model would stay (about 630 MB) beside each worker's own copy.
     """
-
-    def __init__(self, model_dir: str, *, apart: bool = False):
-        self._child = None
-        if apart:
-            self._child = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-            self._version = self._child.submit(_model_version, model_dir)
-        else:
-            self._version = concurrent.futures.Future()
-            try:
-                self._version.set_result(_model_version(model_dir))
-            except ModelLoadError as e:
-                self._version.set_exception(e)
-
-    def result(self) -> str:
-        try:
-            return self._version.result()
-        except ModelLoadError as e:
-            raise ConfigError(f"--model-dir: {e}") from e
-        finally:
-            if self._child is not None:
-                self._child.shutdown()
-
-
-def check_model(model_dir: str) -> str:
-    """Loads the model once; returns its version."""
-    return ModelCheck(model_dir).result()
+    try:
+        if not apart:
+            return _model_version(model_dir)
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+            return child.submit(_model_version, model_dir).result()
+    except ModelLoadError as e:
+        raise ConfigError(f"--model-dir: {e}") from e
 
 
 def check_schema_registry(settings: RegistrySettings) -> None:

@@ -230,7 +230,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         preflight.check_schema_registry(config.schema_registry)
     input_bytes = matched_bytes(config.input_pattern) if config.input_pattern else 0
     options = with_worker_processes(options, args, input_bytes)
-    model_check = preflight.ModelCheck(config.model_dir, apart=workers_are_processes(options))
+    preflight.check_model(config.model_dir, apart=workers_are_processes(options))
     if config.input_pattern and config.profile_dir is None:
         # A backfill learns its sources' conventions from itself.
         profile_dir = profile_dir_for(config)
@@ -238,7 +238,6 @@ def run(argv: Sequence[str] | None = None) -> int:
                           with_worker_processes(PipelineOptions(args), args, input_bytes))
         config = dataclasses.replace(config, profile_dir=profile_dir)
         print(f"replay: profile of the input in {profile_dir}", file=sys.stderr, flush=True)
-    model_check.result()
     options = with_local_defaults(options, streaming=False)
     pipeline = beam.Pipeline(runner=pipeline_runner(options), options=options)
     build_replay_pipeline(pipeline, config)

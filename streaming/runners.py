@@ -98,9 +98,9 @@ def streams_one_stage_only(options: PipelineOptions) -> bool:
 
 
 # From this much input a local replay corrects in two worker processes unless told otherwise.
-# Each process loads TensorFlow and the model (about 8 s, 1 GB), which a smaller input does
-# not earn back. Measured on 2 cores: 300k events (59 MB of Avro) in 50.9 s wall in one
-# process, 41-44 s in two.
+# Each process loads TensorFlow and the model (about 1 GB) before its first record, a cost a
+# small input need not pay. Measured on 2 cores: 300k events (59 MB of Avro) in 50.9 s wall
+# in one process, 38-44 s in two; the threshold itself is a choice, not a measured break-even.
 WORKER_PROCESSES_FROM_BYTES = 32 * 2**20
 
 

@@ -144,7 +144,7 @@ def test_replay_in_two_worker_processes_writes_what_one_process_writes(tiny_mode
     assert outputs["two"] == outputs["one"]
 
 
-def test_a_missing_model_ends_a_replay_in_worker_processes_with_one_line(tmp_path):
+def test_a_missing_model_ends_a_replay_in_worker_processes_before_its_profile_pass(tmp_path):
     log = tmp_path / "events.jsonl"
     log.write_bytes(b"".join(m.value + b"\n" for m in catalog_messages(20, seed=13, bad_every=0, avro_share=0)))
 
@@ -155,3 +155,4 @@ def test_a_missing_model_ends_a_replay_in_worker_processes_with_one_line(tmp_pat
     assert done.returncode == 2
     assert "--model-dir" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out.avro").exists()
+    assert not (tmp_path / "out.avro.profile").exists()
