@@ -8,9 +8,9 @@ files, as a Beam batch pipeline.
 Reads event logs (JSON lines, Avro ``CatalogUpdateEvent`` files, or the
 stream's ``ArchivedEvent`` archive) or, by their extension, reference catalog
 files (CSV, ``streaming/catalogfiles.py``: each file is its own source unless
-``--source`` names one), turns each decodable event or row into a
-one-record profile (``transforms.profile.profile_of_record``), merges them
-with ``CombineGlobally`` and writes ``DIR/<version>/profile.json`` and
+``--source`` names one), adds each decodable event or row into a profile
+(``transforms.profile.ProfileBuilder``) a batch at a time, merges those with
+``CombineGlobally`` and writes ``DIR/<version>/profile.json`` and
 ``DIR/LATEST`` (``model/profilestore.py``). Undecodable lines are skipped and
 counted: they carry no catalog knowledge. A running ``metafix stream
 --profile DIR`` picks the new version up without a restart.
@@ -18,6 +18,7 @@ counted: they carry no catalog knowledge. A running ``metafix stream
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -32,19 +33,26 @@ from streaming.eventlog import ReadEventLog
 from streaming.options import ConfigError, MetafixOptions, wants_help
 from streaming.runners import pipeline_runner, with_local_defaults
 from transforms import codec
-from transforms.profile import ProfileBuilder, ProfileData, profile_of_record
+from transforms.profile import ProfileBuilder, ProfileData
 
 METRICS_NAMESPACE = "metafix"
 
 
 class MergeProfilesFn(beam.CombineFn):
-    """``ProfileData.merge`` as a combiner, adding in place into a ``ProfileBuilder``."""
+    """Batches of ``(source, track)`` pairs into one profile, added in place into a ``ProfileBuilder``.
+
+    An input is a whole batch, not a pair: a replay's profile pass reads every event, and
+    one element per record cost more in Beam than the profiling itself.
+    """
 
     def create_accumulator(self) -> ProfileBuilder:
         return ProfileBuilder()
 
-    def add_input(self, accumulator: ProfileBuilder, element: ProfileData) -> ProfileBuilder:
-        return accumulator.add(element)
+    def add_input(self, accumulator: ProfileBuilder,
+                  pairs: Sequence[tuple[str, Mapping[str, Any]]]) -> ProfileBuilder:
+        for source, track in pairs:
+            accumulator.add_record(source, track)
+        return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[ProfileBuilder]) -> ProfileBuilder:
         merged = ProfileBuilder()
@@ -57,12 +65,22 @@ class MergeProfilesFn(beam.CombineFn):
 
 
 class EventTrackFn(beam.DoFn):
-    """A batch of event-log records -> each one's ``(source, track)``; undecodable ones are counted."""
+    """A batch of event-log records -> the list of their ``(source, track)``; undecodable ones are counted."""
 
     def __init__(self) -> None:
         self._skipped = Metrics.counter(METRICS_NAMESPACE, "profile_skipped_undecodable")
 
-    def process(self, batch: RecordBatch) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    def setup(self) -> None:
+        # What the worker has loaded (Beam, gRPC, their imports) lives as long as it does.
+        # Every batch read allocates tens of thousands of objects, which set off full
+        # collections that would scan all of it again; frozen, it is not scanned. The
+        # profile pass over 1M Avro events took 13-15 s in two processes, 10.9 s frozen.
+        gc.freeze()
+
+    def process(self, batch: RecordBatch) -> Iterator[list[tuple[str, Mapping[str, Any]]]]:
+        yield list(self._pairs(batch))
+
+    def _pairs(self, batch: RecordBatch) -> Iterator[tuple[str, Mapping[str, Any]]]:
         for record in batch.records:
             if isinstance(record, EventRecord):
                 # A row of an Avro event log: already a CatalogUpdateEvent.
@@ -77,14 +95,10 @@ class EventTrackFn(beam.DoFn):
 
 
 class ProfileTracks(beam.PTransform):
-    """``(source, track)`` pairs in; one ``ProfileData`` out."""
+    """Lists of ``(source, track)`` pairs in; one ``ProfileData`` out."""
 
-    def expand(self, tracks: beam.PCollection) -> beam.PCollection:
-        return (
-            tracks
-            | "ProfileEachRecord" >> beam.MapTuple(profile_of_record)
-            | "MergeProfiles" >> beam.CombineGlobally(MergeProfilesFn())
-        )
+    def expand(self, batches: beam.PCollection) -> beam.PCollection:
+        return batches | "MergeProfiles" >> beam.CombineGlobally(MergeProfilesFn())
 
 
 class BuildProfile(beam.PTransform):
@@ -115,6 +129,7 @@ def build_profile_pipeline(p: beam.Pipeline, input_pattern: str, output_dir: str
     if is_catalog_file(input_pattern):
         profile = (p
                    | "ReadCatalogFiles" >> ReadCatalogFiles(input_pattern, source)
+                   | "BatchTracks" >> beam.BatchElements(min_batch_size=256, max_batch_size=4096)
                    | "ProfileTracks" >> ProfileTracks())
     else:
         profile = (p

@@ -19,6 +19,9 @@ command line names the runner or those options.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
+import json
 import os
 import posixpath
 import sys
@@ -33,7 +36,7 @@ import fastavro
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
-from schemas import CORRECTED_RECORD
+from schemas import CORRECTED_RECORD, schema_text
 from streaming import preflight
 from streaming.batch_coder import BatchList
 from streaming.composites import (
@@ -56,7 +59,7 @@ from streaming.runners import (
     with_worker_processes,
     workers_are_processes,
 )
-from transforms import records
+from transforms import avro_writer, codec, records
 
 
 class ProgressFn(beam.DoFn):
@@ -78,6 +81,12 @@ class ProgressFn(beam.DoFn):
 
     def teardown(self) -> None:
         print(f"\rreplay: {self._count:,} records done", file=sys.stderr, flush=True)
+
+
+# An Avro container's sync marker, fixed so that the same input gives the same bytes (a
+# reader checks it after each block; it is never looked for inside the data).
+_AVRO_SYNC = hashlib.sha256(b"metafix replay output").digest()[:16]
+_CORRECTED_RECORD_FILE = "corrected_record.avsc"
 
 
 def dead_letter_path(output: str) -> str:
@@ -105,7 +114,8 @@ class _WritePartsFn(beam.DoFn):
             path = posixpath.join(self._parts_dir, f"corrected-{name}")
             with FileSystems.create(path) as f:
                 if self._format == "avro":
-                    fastavro.writer(f, CORRECTED_RECORD, batch.corrected, codec="deflate")
+                    # One block, its sync marker left to the concatenation.
+                    f.write(avro_writer.deflate_block([codec.avro_body(CORRECTED_RECORD, r) for r in batch.corrected]))
                 else:
                     f.write("".join(records.to_json_line(r) + "\n" for r in batch.corrected).encode("utf-8"))
             yield "corrected", path
@@ -116,21 +126,30 @@ class _WritePartsFn(beam.DoFn):
             yield "dead", path
 
 
+def _avro_header() -> bytes:
+    """The output container's header: fastavro's, for no records, with the fixed sync marker.
+
+    The schema is parsed afresh from its file: the key order of a parsed schema that has
+    been written with can differ between processes, and the header holds it as JSON.
+    """
+    header = io.BytesIO()
+    schema = fastavro.parse_schema(json.loads(schema_text(_CORRECTED_RECORD_FILE)))
+    fastavro.writer(header, schema, [], codec="deflate", sync_marker=_AVRO_SYNC)
+    return header.getvalue()
+
+
 def concatenate_parts(parts: list[str], output: str, output_format: str) -> None:
-    """Parts, in name order, into one file; Avro blocks are copied, not decoded."""
+    """Parts, in name order, into one file. An Avro part is one compressed block, copied as it
+    is and followed by the sync marker; JSON-lines parts are copied."""
     with FileSystems.create(output + ".inprogress") as out:
         if output_format == "avro":
-            writer = fastavro.write.Writer(out, CORRECTED_RECORD, codec="deflate")
-            for part in sorted(parts):
-                with FileSystems.open(part, compression_type="uncompressed") as f:
-                    for block in fastavro.block_reader(f):
-                        writer.write_block(block)
-            writer.flush()
-        else:
-            for part in sorted(parts):
-                with FileSystems.open(part, compression_type="uncompressed") as f:
-                    while chunk := f.read(1 << 20):
-                        out.write(chunk)
+            out.write(_avro_header())
+        for part in sorted(parts):
+            with FileSystems.open(part, compression_type="uncompressed") as f:
+                while chunk := f.read(1 << 20):
+                    out.write(chunk)
+            if output_format == "avro":
+                out.write(_AVRO_SYNC)
     if FileSystems.exists(output):
         FileSystems.delete([output])
     FileSystems.rename([output + ".inprogress"], [output])

@@ -284,11 +284,15 @@ def confluent_encode(schema_id: int, record: dict[str, Any], schema: dict[str, A
     takes; fastavro the rest, with the same bytes or its error.
     """
     schema = schema if schema is not None else SCHEMAS_BY_ID[schema_id]
+    return _HEADER.pack(MAGIC_BYTE, schema_id) + avro_body(schema, record)
+
+
+def avro_body(schema: dict[str, Any], record: Any) -> bytes:
+    """A record's Avro binary encoding under a parsed schema, ``strict`` as ``confluent_encode``."""
     body = _compiled_writer(schema)(record)
     if body is not None:
-        return _HEADER.pack(MAGIC_BYTE, schema_id) + body
+        return body
     buf = io.BytesIO()
-    buf.write(_HEADER.pack(MAGIC_BYTE, schema_id))
     fastavro.schemaless_writer(buf, schema, record, strict=True)
     return buf.getvalue()
 
@@ -370,6 +374,7 @@ __all__ = [
     "UNKNOWN_SCHEMA_ID",
     "DecodeError",
     "WriterSchemas",
+    "avro_body",
     "confluent_decode",
     "confluent_encode",
     "dead_letter",

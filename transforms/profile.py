@@ -43,7 +43,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 FORMAT = 3  # bump when the JSON layout changes
@@ -84,6 +84,9 @@ _NUMERIC_DATE = re.compile(r"([0-9]{1,2})[/.\-]([0-9]{1,2})[/.\-]([0-9]{4}|[0-9]
 TWO_DIGIT_YEAR_PIVOT = 30  # as transforms.correctors: 00-29 -> 2000s, 30-99 -> 1900s
 
 
+# Artist names recur across a catalog: a profile pass keys each delivery's names, and
+# the policy asks about the same names again.
+@functools.lru_cache(maxsize=1 << 16)
 def name_key(name: str) -> str:
     """The key forms of one name share: NFKC, case folded, spaces collapsed.
 
@@ -182,8 +185,8 @@ class SourceStats:
     album_year_suffix: int = 0  # of those, ending in "(YYYY)" (its release year, if it has one)
 
     def as_tuple(self) -> tuple[int, ...]:
-        return (self.day_first, self.month_first, self.upper, self.lower, self.mixed,
-                self.decimal_small, self.decimal_large, self.albums, self.album_year_suffix)
+        """The counts in field order."""
+        return tuple(getattr(self, f.name) for f in fields(self))
 
 
 @dataclass(frozen=True)
@@ -375,38 +378,11 @@ class ProfileData:
 
 def profile_of_record(source: str, track: Mapping[str, Any]) -> ProfileData:
     """The profile of one record: its artist forms, date evidence, casing and album suffix."""
-    artists: dict[str, dict[str, int]] = {}
-    names = [track.get("artist")] + list(track.get("featured_artists") or [])
-    for name in names:
-        if isinstance(name, str) and name.strip():
-            form = " ".join(name.split())
-            bucket = artists.setdefault(name_key(form), {})
-            bucket[form] = bucket.get(form, 0) + 1
-    counts = dict.fromkeys(("day_first", "month_first", "upper", "lower", "mixed",
-                            "decimal_small", "decimal_large", "albums", "album_year_suffix"), 0)
-    date = track.get("release_date")
-    if isinstance(date, str):
-        order = date_order_evidence(date)
-        if order is not None:
-            counts["day_first" if order == DAY_FIRST else "month_first"] += 1
-    for name in ("title", "album"):
-        value = track.get(name)
-        if isinstance(value, str) and (casing := casing_of(value)) != "none":
-            counts[casing] += 1
-    album = track.get("album")
-    if isinstance(album, str) and album.strip():
-        counts["albums"] += 1
-        suffix = album_year_suffix(album)
-        if suffix is not None and suffix_names_release_year(suffix[1], date):
-            counts["album_year_suffix"] += 1
-    duration = track.get("duration_ms")
-    if isinstance(duration, str) and (number := decimal_duration(duration)) is not None:
-        counts["decimal_small" if number < DECIMAL_MINUTES_BELOW else "decimal_large"] += 1
-    titles: dict[str, frozenset[str]] = {}
-    artist, title = track.get("artist"), track.get("title")
-    if isinstance(artist, str) and artist.strip() and isinstance(title, str) and title.strip():
-        titles[name_key(artist)] = frozenset([name_key(title)])
-    return ProfileData(artists=artists, sources={source: SourceStats(**counts)}, titles=titles)
+    return ProfileBuilder().add_record(source, track).build()
+
+
+# Where each of ``SourceStats``' counts sits in the list ``ProfileBuilder`` keeps per source.
+_STAT = {f.name: i for i, f in enumerate(fields(SourceStats))}
 
 
 class ProfileBuilder:
@@ -420,6 +396,39 @@ class ProfileBuilder:
         self.artists: dict[str, dict[str, int]] = {}
         self.sources: dict[str, list[int]] = {}
         self.titles: dict[str, set[str]] = {}
+
+    def add_record(self, source: str, track: Mapping[str, Any]) -> ProfileBuilder:
+        """Adds what one record shows, with no one-record profile in between: a replay's
+        profile pass does this for every event."""
+        artist = track.get("artist")
+        for name in [artist, *(track.get("featured_artists") or ())]:
+            if isinstance(name, str) and name.strip():
+                form = " ".join(name.split())
+                bucket = self.artists.setdefault(name_key(form), {})
+                bucket[form] = bucket.get(form, 0) + 1
+        totals = self.sources.get(source)
+        if totals is None:
+            totals = self.sources[source] = [0] * len(_STAT)
+        date = track.get("release_date")
+        if isinstance(date, str):
+            order = date_order_evidence(date)
+            if order is not None:
+                totals[_STAT["day_first" if order == DAY_FIRST else "month_first"]] += 1
+        title, album = track.get("title"), track.get("album")
+        for value in (title, album):
+            if isinstance(value, str) and (casing := casing_of(value)) != "none":
+                totals[_STAT[casing]] += 1
+        if isinstance(album, str) and album.strip():
+            totals[_STAT["albums"]] += 1
+            suffix = album_year_suffix(album)
+            if suffix is not None and suffix_names_release_year(suffix[1], date):
+                totals[_STAT["album_year_suffix"]] += 1
+        duration = track.get("duration_ms")
+        if isinstance(duration, str) and (number := decimal_duration(duration)) is not None:
+            totals[_STAT["decimal_small" if number < DECIMAL_MINUTES_BELOW else "decimal_large"]] += 1
+        if isinstance(artist, str) and artist.strip() and isinstance(title, str) and title.strip():
+            self.titles.setdefault(name_key(artist), set()).add(name_key(title))
+        return self
 
     def add(self, profile: ProfileData) -> ProfileBuilder:
         for key, forms in profile.artists.items():
@@ -445,5 +454,5 @@ def build_profile(records: Iterable[tuple[str, Mapping[str, Any]]]) -> ProfileDa
     """The profile of ``(source, raw track)`` pairs (one pass, counts added in place)."""
     builder = ProfileBuilder()
     for source, track in records:
-        builder.add(profile_of_record(source, track))
+        builder.add_record(source, track)
     return builder.build()

@@ -12,7 +12,7 @@ from model.profilestore import latest_version, load_latest
 from streaming.composites import RecordBatch
 from streaming.kafkaio import KafkaRecord
 from streaming.profile_job import BuildProfile, MergeProfilesFn, build_profile_pipeline
-from transforms.profile import build_profile, profile_of_record
+from transforms.profile import build_profile
 
 
 def _record(source: str, **track: str) -> KafkaRecord:
@@ -49,8 +49,8 @@ def test_profile_pipeline_writes_a_versioned_profile_and_latest(tmp_path) -> Non
 def test_the_combiner_adds_in_place_and_merges_accumulators_as_build_profile_does() -> None:
     combine = MergeProfilesFn()
     halves = [combine.create_accumulator(), combine.create_accumulator()]
-    for i, (source, track) in enumerate(TRACKS):
-        halves[i % 2] = combine.add_input(halves[i % 2], profile_of_record(source, track))
+    for i, pair in enumerate(TRACKS):
+        halves[i % 2] = combine.add_input(halves[i % 2], [pair])
     first_half = combine.extract_output(halves[0])
 
     merged = combine.extract_output(combine.merge_accumulators(halves))

@@ -11,9 +11,11 @@ from transforms.profile import (
     DAY_FIRST,
     MONTH_FIRST,
     ProfileData,
+    SourceStats,
     build_profile,
     date_order_evidence,
     name_key,
+    profile_of_record,
 )
 
 
@@ -181,3 +183,25 @@ def test_an_album_suffix_that_is_not_the_records_release_year_is_no_evidence() -
     assert (stats.albums, stats.album_year_suffix) == (30, 0)
     records = [("s", {"album": f"Album {i} (2003)", "release_date": "2003"}) for i in range(30)]
     assert build_profile(records).appends_album_year("s")
+
+
+def test_a_record_added_to_a_builder_counts_as_its_one_record_profile_merged() -> None:
+    # The profile pass adds records straight into a builder; merging one-record profiles
+    # (what partial profiles do) must give the same profile, version included.
+    records = [
+        ("feed", {"artist": " KAROL  G ", "featured_artists": ["benny blanco", " "], "title": "Provenza",
+                  "album": "Bichota (2021)", "release_date": "4/26/2021", "duration_ms": "3.2"}),
+        ("feed", {"artist": "Karol G", "title": "PROVENZA", "album": "live", "release_date": "26.4.2021",
+                  "duration_ms": "215.5"}),
+        ("other", {"artist": None, "title": "1234", "album": "Album (1999)", "release_date": "2003"}),
+        ("other", {}),
+    ]
+    merged = ProfileData()
+    for source, track in records:
+        merged = merged.merge(profile_of_record(source, track))
+
+    assert build_profile(records) == merged
+    assert build_profile(records).version == merged.version
+    assert merged.sources["other"] == SourceStats(mixed=1, albums=1)
+    assert merged.sources["feed"] == SourceStats(day_first=1, month_first=1, upper=1, lower=1, mixed=2,
+                                                 decimal_small=1, decimal_large=1, albums=2, album_year_suffix=1)
