@@ -5,7 +5,8 @@
 
 fastavro resolves every union branch and every logical type per value, at about 17 µs for
 one corrected record; the stream writes two or three records per event. A writer compiled
-from the schema once does the same walk with the types already known.
+from the schema once (Python source, one function per record type, each field's encoding
+written out for its type) does the same walk with the types already known.
 
 It takes only values of the exact types the schema names (``str`` for string, ``int`` and
 not ``bool`` for int and long, within their ranges, ``float`` for float and double,
@@ -24,6 +25,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+# A compiled record's function: appends the record's encoding to ``out``, or raises.
 Writer = Callable[[bytearray, Any], None]
 
 _EPOCH = datetime.date(1970, 1, 1)
@@ -53,169 +55,111 @@ def _long(out: bytearray, n: int) -> None:
     out.append(n)
 
 
-def _integer(bounds: tuple[int, int]) -> Writer:
-    low, high = bounds
+class _Source:
+    """The Python source of one schema's writer: a function per named record, each field's
+    encoding written out inline for its type, so a record costs one call and no dispatch."""
 
-    def write(out: bytearray, value: Any) -> None:
-        if type(value) is not int or not low <= value < high:
-            raise _NotFast
-        _long(out, value)
+    def __init__(self) -> None:
+        self.functions: list[list[str]] = []
+        self.records: dict[str, str] = {}  # record name -> its function's name
+        self._names = 0
 
-    return write
+    def name(self, prefix: str) -> str:
+        self._names += 1
+        return f"{prefix}{self._names}"
 
+    def record(self, schema: dict[str, Any]) -> str:
+        function = self.records[schema["name"]] = self.name("_record")
+        lines = [f"def {function}(out, value):",
+                 # The same number of keys and every field present: no field missing, none extra.
+                 f"    if type(value) is not dict or len(value) != {len(schema['fields'])}:",
+                 "        raise _NotFast"]
+        self.functions.append(lines)
+        for f in schema["fields"]:
+            var = self.name("v")
+            lines.append(f"    {var} = value[{f['name']!r}]")  # a missing field: KeyError
+            lines.extend(self.value(f["type"], var, "    "))
+        return function
 
-def _string(out: bytearray, value: Any) -> None:
-    if type(value) is not str:
-        raise _NotFast
-    data = value.encode("utf-8")
-    _long(out, len(data))
-    out += data
-
-
-def _bytes(out: bytearray, value: Any) -> None:
-    if type(value) is not bytes:
-        raise _NotFast
-    _long(out, len(value))
-    out += value
-
-
-def _boolean(out: bytearray, value: Any) -> None:
-    if value is True:
-        out.append(1)
-    elif value is False:
-        out.append(0)
-    else:
-        raise _NotFast
-
-
-def _null(out: bytearray, value: Any) -> None:
-    if value is not None:
-        raise _NotFast
-
-
-def _packed(packer: struct.Struct) -> Writer:
-    pack = packer.pack
-
-    def write(out: bytearray, value: Any) -> None:
-        # NaN's bits are fastavro's (its C cast) to choose.
-        if type(value) is not float or value != value:
-            raise _NotFast
-        out += pack(value)
-
-    return write
-
-
-def _date(out: bytearray, value: Any) -> None:
-    if type(value) is datetime.date:
-        _long(out, (value - _EPOCH).days)
-    elif type(value) is int and _INT_RANGE[0] <= value < _INT_RANGE[1]:
-        _long(out, value)
-    else:
-        raise _NotFast
-
-
-_PRIMITIVES: dict[str, Writer] = {
-    "string": _string,
-    "bytes": _bytes,
-    "boolean": _boolean,
-    "null": _null,
-    "int": _integer(_INT_RANGE),
-    "long": _integer(_LONG_RANGE),
-    "float": _packed(_FLOAT),
-    "double": _packed(_DOUBLE),
-}
-
-
-def _optional_string(out: bytearray, value: Any) -> None:
-    # ["null", "string"], the most common field type, in one call.
-    if value is None:
-        out.append(0)
-        return
-    if type(value) is not str:
-        raise _NotFast
-    data = value.encode("utf-8")
-    out.append(2)
-    _long(out, len(data))
-    out += data
-
-
-def _optional(inner: Writer) -> Writer:
-    if inner is _string:
-        return _optional_string
-
-    def write(out: bytearray, value: Any) -> None:
-        if value is None:
-            out.append(0)
-        else:
-            out.append(2)  # branch 1, zig-zag encoded
-            inner(out, value)
-
-    return write
+    def value(self, schema: Any, var: str, indent: str) -> list[str]:
+        """Lines that append ``var`` encoded as ``schema`` to ``out``, or raise."""
+        if isinstance(schema, str):
+            if schema in self.records:
+                return [f"{indent}{self.records[schema]}(out, {var})"]
+            schema = {"type": schema}
+        if isinstance(schema, list):
+            branches = [b for b in schema if b != "null"]
+            if len(schema) != 2 or schema[0] != "null" or len(branches) != 1:
+                raise Unsupported(f"union {schema!r}")
+            inner = self.value(branches[0], var, indent + "    ")
+            # Branch 1, zig-zag encoded, is 2.
+            return [f"{indent}if {var} is None:", f"{indent}    out.append(0)",
+                    f"{indent}else:", f"{indent}    out.append(2)", *inner]
+        kind = schema.get("type")
+        logical = schema.get("logicalType")
+        if logical is not None:
+            if logical == "date" and kind == "int":
+                return [f"{indent}if type({var}) is _date_type:",
+                        f"{indent}    _long(out, ({var} - _EPOCH).days)",
+                        f"{indent}elif type({var}) is int and {_INT_RANGE[0]} <= {var} < {_INT_RANGE[1]}:",
+                        f"{indent}    _long(out, {var})",
+                        f"{indent}else:",
+                        f"{indent}    raise _NotFast"]
+            raise Unsupported(f"logical type {logical!r}")
+        if kind == "record":
+            function = self.record(schema)
+            return [f"{indent}{function}(out, {var})"]
+        if kind == "array":
+            item = self.name("v")
+            return [f"{indent}if type({var}) is not list:", f"{indent}    raise _NotFast",
+                    f"{indent}if {var}:", f"{indent}    _long(out, len({var}))",
+                    f"{indent}    for {item} in {var}:", *self.value(schema["items"], item, indent + "        "),
+                    f"{indent}out.append(0)"]
+        if kind in ("string", "bytes"):
+            encode = [f"{indent}data = {var}.encode()"] if kind == "string" else [f"{indent}data = {var}"]
+            return [f"{indent}if type({var}) is not {'str' if kind == 'string' else 'bytes'}:",
+                    f"{indent}    raise _NotFast", *encode,
+                    f"{indent}if len(data) < 64:",  # one byte: most lengths
+                    f"{indent}    out.append(len(data) << 1)",
+                    f"{indent}else:",
+                    f"{indent}    _long(out, len(data))",
+                    f"{indent}out += data"]
+        if kind == "boolean":
+            return [f"{indent}if {var} is True:", f"{indent}    out.append(1)",
+                    f"{indent}elif {var} is False:", f"{indent}    out.append(0)",
+                    f"{indent}else:", f"{indent}    raise _NotFast"]
+        if kind == "null":
+            return [f"{indent}if {var} is not None:", f"{indent}    raise _NotFast"]
+        if kind in ("int", "long"):
+            low, high = _INT_RANGE if kind == "int" else _LONG_RANGE
+            return [f"{indent}if type({var}) is not int or not {low} <= {var} < {high}:",
+                    f"{indent}    raise _NotFast",
+                    f"{indent}_long(out, {var})"]
+        if kind in ("float", "double"):
+            # NaN's bits are fastavro's (its C cast) to choose.
+            return [f"{indent}if type({var}) is not float or {var} != {var}:",
+                    f"{indent}    raise _NotFast",
+                    f"{indent}out += _pack_{kind}({var})"]
+        raise Unsupported(f"type {kind!r}")
 
 
-def _array(item: Writer) -> Writer:
-    def write(out: bytearray, value: Any) -> None:
-        if type(value) is not list:
-            raise _NotFast
-        if value:
-            _long(out, len(value))
-            for v in value:
-                item(out, v)
-        out.append(0)
-
-    return write
-
-
-def _record(fields: list[tuple[str, Writer]]) -> Writer:
-    """A record's writer; ``fields`` may be filled in after (a schema that refers to itself)."""
-
-    def write(out: bytearray, value: Any) -> None:
-        # The same number of keys and every field present: no field missing, none extra.
-        if type(value) is not dict or len(value) != len(fields):
-            raise _NotFast
-        for name, field in fields:
-            if name not in value:
-                raise _NotFast
-            field(out, value[name])
-
-    return write
-
-
-def _compile(schema: Any, named: dict[str, Writer]) -> Writer:
-    if isinstance(schema, str):
-        if schema in _PRIMITIVES:
-            return _PRIMITIVES[schema]
-        if schema in named:
-            return named[schema]
-        raise Unsupported(f"type {schema!r}")
-    if isinstance(schema, list):
-        branches = [b for b in schema if b != "null"]
-        if len(schema) != 2 or schema[0] != "null" or len(branches) != 1:
-            raise Unsupported(f"union {schema!r}")
-        return _optional(_compile(branches[0], named))
-    kind = schema.get("type")
-    logical = schema.get("logicalType")
-    if logical is not None:
-        if logical == "date" and kind == "int":
-            return _date
-        raise Unsupported(f"logical type {logical!r}")
-    if kind == "record":
-        fields: list[tuple[str, Writer]] = []
-        writer = _record(fields)
-        named[schema["name"]] = writer  # a recursive reference finds the writer being filled in
-        fields.extend((f["name"], _compile(f["type"], named)) for f in schema["fields"])
-        return writer
-    if kind == "array":
-        return _array(_compile(schema["items"], named))
-    if kind in _PRIMITIVES:
-        return _PRIMITIVES[kind]
-    raise Unsupported(f"type {kind!r}")
+def _compile(schema: dict[str, Any]) -> Writer:
+    source = _Source()
+    if schema.get("type") != "record":
+        raise Unsupported("not a record schema")
+    root = source.record(schema)
+    namespace: dict[str, Any] = {"_NotFast": _NotFast, "_long": _long, "_EPOCH": _EPOCH,
+                                 "_date_type": datetime.date, "_pack_float": _FLOAT.pack,
+                                 "_pack_double": _DOUBLE.pack}
+    # The source is ours: names are generated, and the schema's field names enter only as repr() literals.
+    exec("\n\n".join("\n".join(lines) for lines in source.functions), namespace)
+    return namespace[root]
 
 
 def compile_writer(schema: dict[str, Any]) -> Callable[[Any], bytes | None] | None:
     """A writer for a parsed record schema; None when the schema has constructs left to fastavro."""
     try:
-        root = _compile(schema, {})
+        root = _compile(schema)
     except Unsupported:
         return None
 
@@ -223,7 +167,7 @@ def compile_writer(schema: dict[str, Any]) -> Callable[[Any], bytes | None] | No
         out = bytearray()
         try:
             root(out, record)
-        except (_NotFast, UnicodeEncodeError, OverflowError):
+        except (_NotFast, KeyError, UnicodeEncodeError, OverflowError):
             return None
         return bytes(out)
 
