@@ -83,8 +83,9 @@ class ProgressFn(beam.DoFn):
         print(f"\rreplay: {self._count:,} records done", file=sys.stderr, flush=True)
 
 
-# An Avro container's sync marker, fixed so that the same input gives the same bytes (a
-# reader checks it after each block; it is never looked for inside the data).
+# An Avro container's sync marker, fixed so that the same input gives the same bytes. A
+# reader checks it after each block, and one that starts mid-file looks for it: a fixed
+# 16-byte value is as unlikely to occur in compressed data as a random one.
 _AVRO_SYNC = hashlib.sha256(b"metafix replay output").digest()[:16]
 _CORRECTED_RECORD_FILE = "corrected_record.avsc"
 
