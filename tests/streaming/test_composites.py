@@ -19,9 +19,11 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.utils import shared
 
 from harness.eventgen import catalog_messages
+from model.profilestore import save_profile
 from model.serving import Predictor
 from schemas import AUDIT_ENTRY, AUDIT_SCHEMA_ID, CORRECTED_RECORD, CORRECTED_SCHEMA_ID
 from streaming.composites import (
+    GC_YOUNG_THRESHOLD,
     MODEL_ERROR,
     CatalogBatch,
     CorrectBatchFn,
@@ -36,6 +38,7 @@ from streaming.kafkaio import KafkaRecord
 from transforms import codec, records
 from transforms.fields import SCORED_FIELDS
 from transforms.policy import RecordScores, Thresholds, correct_track
+from transforms.profile import build_profile
 
 
 def test_longest_text_looks_at_every_text_value() -> None:
@@ -196,6 +199,30 @@ def test_the_model_is_loaded_once_however_often_the_step_is_set_up(monkeypatch, 
 
     assert loads == ["model/export"]
     assert other is not None
+
+
+def test_the_catalog_profile_is_frozen_with_the_loaded_heap_and_so_is_a_newer_one(monkeypatch, tmp_path) -> None:
+    # Left to the collector, the profile was scanned by every full collection a stream's
+    # batches set off.
+    monkeypatch.setattr(Predictor, "load", lambda model_dir, threads=None: SimpleNamespace(
+        thresholds=Thresholds(apply=0.9, review=0.5), version="v1", version_dir=str(tmp_path)))
+    profiles = tmp_path / "profiles"
+    save_profile(build_profile([("s", {"artist": "KAROL G"})]), profiles)
+    step = CorrectBatchFn(CorrectionSettings(model_dir="model/export", profile_dir=str(profiles),
+                                             profile_refresh_s=0.0), shared.Shared(), shared.Shared())
+    step.setup()
+    step.start_bundle()
+    first = step._profile
+    first_frozen = id(first.artists) not in {id(o) for o in gc.get_objects()}
+    save_profile(build_profile([("s", {"artist": "benny blanco"})]), profiles)
+    step.start_bundle()
+    newer = step._profile
+    newer_frozen = id(newer.artists) not in {id(o) for o in gc.get_objects()}
+
+    assert newer.is_known_artist("benny blanco") and not first.is_known_artist("benny blanco")
+    assert first_frozen
+    assert newer_frozen
+    assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD
 
 
 @pytest.mark.parametrize("n", [0, 1, 127, 128, 129, 512, 640, 641, 2000, 5000])
