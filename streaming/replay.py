@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
-import json
 import os
 import posixpath
 import sys
@@ -32,7 +30,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
-import fastavro
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
@@ -127,24 +124,13 @@ class _WritePartsFn(beam.DoFn):
             yield "dead", path
 
 
-def _avro_header() -> bytes:
-    """The output container's header: fastavro's, for no records, with the fixed sync marker.
-
-    The schema is parsed afresh from its file: the key order of a parsed schema that has
-    been written with can differ between processes, and the header holds it as JSON.
-    """
-    header = io.BytesIO()
-    schema = fastavro.parse_schema(json.loads(schema_text(_CORRECTED_RECORD_FILE)))
-    fastavro.writer(header, schema, [], codec="deflate", sync_marker=_AVRO_SYNC)
-    return header.getvalue()
-
-
 def concatenate_parts(parts: list[str], output: str, output_format: str) -> None:
     """Parts, in name order, into one file. An Avro part is one compressed block, copied as it
     is and followed by the sync marker; JSON-lines parts are copied."""
     with FileSystems.create(output + ".inprogress") as out:
         if output_format == "avro":
-            out.write(_avro_header())
+            # The schema file's text: the same header bytes in every process.
+            out.write(avro_writer.container_header(schema_text(_CORRECTED_RECORD_FILE), "deflate", _AVRO_SYNC))
         for part in sorted(parts):
             with FileSystems.open(part, compression_type="uncompressed") as f:
                 while chunk := f.read(1 << 20):

@@ -174,15 +174,35 @@ def compile_writer(schema: dict[str, Any]) -> Callable[[Any], bytes | None] | No
     return write
 
 
+def container_header(schema_json: str, codec: str, sync_marker: bytes) -> bytes:
+    """The header of an Avro container file: the magic bytes, the metadata map (the writer's
+    schema as the JSON text given, the codec's name) and the sync marker.
+
+    The schema goes in as text, not as a parsed schema: fastavro writes a parsed schema's
+    JSON in its dicts' key order, which differs from one process to the next.
+    """
+    metadata = {"avro.codec": codec.encode("utf-8"), "avro.schema": schema_json.encode("utf-8")}
+    out = bytearray(b"Obj\x01")
+    _long(out, len(metadata))
+    for key, value in metadata.items():
+        _long(out, len(key))
+        out += key.encode("utf-8")
+        _long(out, len(value))
+        out += value
+    out.append(0)  # the end of the map
+    return bytes(out + sync_marker)
+
+
 def deflate_block(bodies: list[bytes]) -> bytes:
     """One block of an Avro container file with the "deflate" codec, all but its sync marker:
     the record count, the data's size, then the records' bodies compressed as one raw deflate
     stream (as the Avro spec's codec asks: no zlib header).
 
-    >>> import fastavro, io
-    >>> schema = fastavro.parse_schema({"type": "record", "name": "R", "fields": [{"name": "n", "type": "long"}]})
-    >>> header = io.BytesIO(); fastavro.writer(header, schema, [], codec="deflate", sync_marker=b"s" * 16)
-    >>> file = header.getvalue() + deflate_block([compile_writer(schema)({"n": n}) for n in (1, 2)]) + b"s" * 16
+    >>> import fastavro, io, json
+    >>> schema = {"type": "record", "name": "R", "fields": [{"name": "n", "type": "long"}]}
+    >>> write = compile_writer(fastavro.parse_schema(schema))
+    >>> file = (container_header(json.dumps(schema), "deflate", b"s" * 16)
+    ...         + deflate_block([write({"n": n}) for n in (1, 2)]) + b"s" * 16)
     >>> list(fastavro.reader(io.BytesIO(file)))
     [{'n': 1}, {'n': 2}]
     """

@@ -10,9 +10,9 @@ from typing import Any
 import fastavro
 import pytest
 
-from schemas import SCHEMAS_BY_FILE
+from schemas import SCHEMAS_BY_FILE, schema_text
 from transforms import codec
-from transforms.avro_writer import compile_writer, deflate_block
+from transforms.avro_writer import compile_writer, container_header, deflate_block
 
 SCHEMAS = sorted(SCHEMAS_BY_FILE)
 
@@ -129,9 +129,7 @@ def test_blocks_of_bodies_make_a_container_fastavro_reads_back() -> None:
     rng = random.Random("blocks")
     readable = (r for r in iter(lambda: _value(schema, rng, {}), None) if _reads_back(schema, r))
     batches = [[next(readable) for _ in range(n)] for n in (1, 300, 2)]
-    header = io.BytesIO()
-    fastavro.writer(header, schema, [], codec="deflate", sync_marker=b"\x5a" * 16)
-    file = header.getvalue() + b"".join(
+    file = container_header(schema_text("corrected_record.avsc"), "deflate", b"\x5a" * 16) + b"".join(
         deflate_block([codec.avro_body(schema, r) for r in batch]) + b"\x5a" * 16 for batch in batches)
 
     read = list(fastavro.reader(io.BytesIO(file)))
