@@ -42,7 +42,12 @@ from streaming import archive_compact, diff, live_metrics, logs, preflight, prof
 from streaming.metrics_summary import print_summary
 from streaming.options import ConfigError, MetafixOptions, stream_config, wants_help
 from streaming.pipeline import build_pipeline
-from streaming.runners import pipeline_runner, streams_one_stage_only, with_local_defaults
+from streaming.runners import (
+    pipeline_runner,
+    shorten_state_sampling,
+    streams_one_stage_only,
+    with_local_defaults,
+)
 
 log = logging.getLogger("metafix")
 
@@ -79,6 +84,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             metrics_server = live_metrics.serve(o.metrics_port, o.metrics_address, lambda: _health(submitted))
         except OSError as e:
             raise ConfigError(f"--metrics-port {o.metrics_port}: {e.strerror or e}") from e
+    # Prism's LOOPBACK worker runs in this process.
+    shorten_state_sampling()
     result = pipeline.run()
     submitted.append(result)
     log.info("metafix stream: running; reading %s, writing %s", config.input_topic, config.output_topic)

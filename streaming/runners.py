@@ -28,6 +28,7 @@ since a killed metafix no longer takes its process group's runner with it.
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import sys
@@ -79,6 +80,35 @@ def with_local_defaults(options: PipelineOptions, *, streaming: bool) -> Pipelin
         options.view_as(PortableOptions).environment_type = "LOOPBACK"
         options.view_as(PrismRunnerOptions).prism_location = location
     return options
+
+
+# Beam's SDK worker starts a state-sampler thread for each bundle and joins it when the
+# bundle ends. The thread sleeps in steps that grow to its sampling period (200 ms by
+# default), and the join waits out the step under way: in a stream, whose bundle is one
+# poll batch, 300k events on Prism spent 6.7 s of 39.5 s in that join, 69 ms a bundle on
+# average. With steps of at most 2 ms the join took 7 ms on average and 0.7 s in all, and
+# the job's CPU per event fell from 143-160 to 135-143 µs (three runs each). The sampler
+# only attributes time to steps, which a shorter period makes finer, not dearer.
+STATE_SAMPLING_PERIOD_MS = 2
+
+
+def shorten_state_sampling(period_ms: int = STATE_SAMPLING_PERIOD_MS) -> bool:
+    """Makes the bundles that SDK workers in this process start from now on sample every
+    ``period_ms`` at most; False, and nothing changed, where Beam's sampler is not the one
+    this was written for.
+
+    Beam has no option for the period: it is the default of ``StateSampler(prefix,
+    counter_factory, sampling_period_ms=...)``, which the worker never passes. So the
+    default is set, in the processes that run the job's worker in process (Prism's
+    LOOPBACK, the FnApiRunner).
+    """
+    from apache_beam.runners.worker import statesampler
+
+    init = statesampler.StateSampler.__init__
+    if list(inspect.signature(init).parameters)[-1] != "sampling_period_ms" or len(init.__defaults__ or ()) != 1:
+        return False
+    init.__defaults__ = (period_ms,)
+    return True
 
 
 def streams_one_stage_only(options: PipelineOptions) -> bool:

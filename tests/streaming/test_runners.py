@@ -42,3 +42,29 @@ def test_metafix_stream_without_prism_says_so_in_one_line(
     assert err.strip().splitlines() == [
         "metafix stream: no Prism binary: run `make prism`, set $METAFIX_PRISM or pass --runner"
     ]
+
+
+def test_bundles_started_after_shorten_state_sampling_sample_every_2_ms(monkeypatch: pytest.MonkeyPatch) -> None:
+    from apache_beam.runners.worker import statesampler
+    from apache_beam.utils.counters import CounterFactory
+
+    init = statesampler.StateSampler.__init__
+    # Put back whatever the test changes, for the tests after it.
+    monkeypatch.setattr(init, "__defaults__", init.__defaults__)
+
+    # A bundle processor creates its sampler with these two arguments only.
+    assert statesampler.StateSampler("before", CounterFactory()).sampling_period_ms == 200
+    assert runners.shorten_state_sampling() is True
+    assert statesampler.StateSampler("after", CounterFactory()).sampling_period_ms == runners.STATE_SAMPLING_PERIOD_MS == 2
+
+
+def test_shorten_state_sampling_leaves_a_sampler_with_another_signature_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from apache_beam.runners.worker import statesampler
+
+    class OtherSampler:
+        def __init__(self, prefix: str, counter_factory: object, period_ms: int = 200, ratio: float = 1.2) -> None:
+            self.period_ms = period_ms
+
+    monkeypatch.setattr(statesampler, "StateSampler", OtherSampler)
+    assert runners.shorten_state_sampling() is False
+    assert OtherSampler("x", None).period_ms == 200
