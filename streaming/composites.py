@@ -248,9 +248,15 @@ LONG_TEXT_CHARS = 1024
 
 def longest_text(track: dict) -> int:
     """Characters in the longest text value of a raw track."""
-    values = [v for v in track.values() if isinstance(v, str)]
-    values += [a for a in track.get("featured_artists") or () if isinstance(a, str)]
-    return max(map(len, values), default=0)
+    # A loop, not lists and max(): this runs for every record, on the model's thread.
+    longest = 0
+    for value in track.values():
+        if isinstance(value, str) and len(value) > longest:
+            longest = len(value)
+    for artist in track.get("featured_artists") or ():
+        if isinstance(artist, str) and len(artist) > longest:
+            longest = len(artist)
+    return longest
 
 
 def chunk_bounds(n: int, size: int) -> list[tuple[int, int]]:

@@ -96,6 +96,9 @@ def is_valid_upc(value: str) -> bool:
             and ean.is_valid(value))
 
 
+# Cached as the codes are: a release date is shared by an album's tracks, and each record's
+# date is checked by the date stage and again when the track is typed.
+@functools.lru_cache(maxsize=_VALIDATOR_CACHE_SIZE)
 def is_valid_iso_date(value: str) -> bool:
     """A calendar date written YYYY-MM-DD."""
     if _ISO_DATE.fullmatch(value) is None:
@@ -696,6 +699,7 @@ def parse_explicit(value: str) -> bool | None:
     return None
 
 
+@functools.lru_cache(maxsize=_VALIDATOR_CACHE_SIZE)  # a few hundred values make up a catalog's
 def parse_track_number(value: str) -> int | None:
     """"3", "03", "3/12", "3 of 12" -> 3; None when it is not a track number."""
     m = _TRACK_NUMBER.fullmatch(value.strip())
