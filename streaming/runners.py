@@ -86,9 +86,10 @@ def with_local_defaults(options: PipelineOptions, *, streaming: bool) -> Pipelin
 # bundle ends. The thread sleeps in steps that grow to its sampling period (200 ms by
 # default), and the join waits out the step under way: in a stream, whose bundle is one
 # poll batch, 300k events on Prism spent 6.7 s of 39.5 s in that join, 69 ms a bundle on
-# average. With steps of at most 2 ms the join took 7 ms on average and 0.7 s in all, and
-# the job's CPU per event fell from 143-160 to 135-143 µs (three runs each). The sampler
-# only attributes time to steps, which a shorter period makes finer, not dearer.
+# average. With steps of at most 2 ms the join took 5-7 ms on average and 0.6-0.7 s in
+# all. The other bundle under way mostly fills such a wait, so the rate did not change
+# beyond this machine's noise; a lone bundle (a quiet stream, one partition) ends that
+# much sooner. The sampler only attributes time to steps, which get finer, not dearer.
 STATE_SAMPLING_PERIOD_MS = 2
 
 
