@@ -49,8 +49,8 @@ def test_bundles_started_after_shorten_state_sampling_sample_every_2_ms(monkeypa
     from apache_beam.utils.counters import CounterFactory
 
     init = statesampler.StateSampler.__init__
-    # Put back whatever the test changes, for the tests after it.
-    monkeypatch.setattr(init, "__defaults__", init.__defaults__)
+    # Beam's own default, whatever ran before; put back after the test.
+    monkeypatch.setattr(init, "__defaults__", (statesampler.DEFAULT_SAMPLING_PERIOD_MS,))
 
     # A bundle processor creates its sampler with these two arguments only.
     assert statesampler.StateSampler("before", CounterFactory()).sampling_period_ms == 200
