@@ -427,6 +427,50 @@ class _WatchPartitionsFn(beam.DoFn, RestrictionProvider):
         return list(_partition_reads(self._metadata, self._config, topic, ids, start))
 
 
+class _PartitionConsumers:
+    """The partition consumers of one read, shared by every copy of its DoFn in this process.
+
+    The runner gives a partition's residual to whichever bundle processor is free, and each
+    has its own copy of the DoFn. With a consumer per copy, the copy that got the residual
+    had a consumer elsewhere in the partition (or none): it seeked, and the client dropped
+    what it had prefetched and fetched again. On Prism, 300k events from 3 partitions: 66 of
+    113 bundles started so (16 consumers were made), and bundles waited 22 s in all in their
+    polls; with the consumers shared, 3 were made, none seeked, and the polls took 3-4 s.
+    The stream's rate went from 7.6-8.7k to 8.9-9.7k events/s, and its resident memory
+    fell by about 0.5 GB: each consumer prefetches up to 32 MB.
+
+    A partition's consumer is used by one thread at a time (kafka-python's are not
+    thread-safe): ``lock(tp)`` is held while a bundle polls it and while a finalizer commits.
+    """
+
+    def __init__(self) -> None:
+        self.consumers: dict[tuple[str, int], PartitionConsumer] = {}
+        # Per partition: (time of the first failure in a row, failures in a row).
+        self.read_failures: dict[tuple[str, int], tuple[float, int]] = {}
+        # Partitions whose last offset commit failed (coordinator away, a group rebalancing):
+        # their next bundle commits even if it reads nothing, or a partition that went quiet
+        # would keep its old offset and a restart would read it all again.
+        self.commit_behind: set[tuple[str, int]] = set()
+        self.users = 0
+        self._locks: dict[tuple[str, int], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def lock(self, tp: tuple[str, int]) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(tp, threading.Lock())
+
+    def close_all(self) -> None:
+        # At shutdown the harness tears DoFns down from another thread while a bundle may
+        # still open a consumer: close the ones there are, without iterating the live dict.
+        consumers, self.consumers = self.consumers, {}
+        for consumer in list(consumers.values()):
+            consumer.close()
+
+
+_shared_consumers: dict[ConsumerConfig, _PartitionConsumers] = {}
+_shared_consumers_guard = threading.Lock()
+
+
 class ReadPartitionFn(beam.DoFn, RestrictionProvider):
     """Splittable DoFn reading one Kafka partition per element over an offset restriction.
 
@@ -441,26 +485,28 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
         self._with_timestamps = with_timestamps
 
     def setup(self) -> None:
-        # Consumers are per partition and created on first use; never pickled.
+        # Consumers are per partition, created on first use and shared by this process's
+        # copies of the DoFn (_PartitionConsumers); never pickled.
         self._client = kafka_client(self._config.client)
-        self._consumers: dict[tuple[str, int], PartitionConsumer] = {}
+        with _shared_consumers_guard:
+            self._shared = _shared_consumers.setdefault(self._config, _PartitionConsumers())
+            self._shared.users += 1
+        self._read_failures = self._shared.read_failures
+        self._commit_behind = self._shared.commit_behind
         self._batch_size = Metrics.distribution("kafkaio", "poll_batch_size")
         self._commits = Metrics.counter("kafkaio", "offset_commits")
         self._commit_failures = Metrics.counter("kafkaio", "offset_commit_failures")
         self._read_retries = Metrics.counter("kafkaio", "read_retries")
-        # Per partition: (time of the first failure in a row, failures in a row).
-        self._read_failures: dict[tuple[str, int], tuple[float, int]] = {}
-        # Partitions whose last offset commit failed (coordinator away, a group rebalancing):
-        # their next bundle commits even if it reads nothing, or a partition that went quiet
-        # would keep its old offset and a restart would read it all again.
-        self._commit_behind: set[tuple[str, int]] = set()
 
     def teardown(self) -> None:
-        # At shutdown the harness tears the DoFn down from another thread while a bundle
-        # may still open a consumer: close the ones there are, without iterating the live dict.
-        consumers, self._consumers = self._consumers, {}
-        for consumer in list(consumers.values()):
-            consumer.close()
+        # The last copy to go closes the consumers; a later setup starts afresh.
+        with _shared_consumers_guard:
+            self._shared.users -= 1
+            if self._shared.users > 0:
+                return
+            if _shared_consumers.get(self._config) is self._shared:
+                del _shared_consumers[self._config]
+        self._shared.close_all()
 
     def _read_backoff(self, tp: tuple[str, int], error: KafkaClientError) -> float:
         """Seconds to wait before the next attempt; raises once the retry bound is spent."""
@@ -490,7 +536,8 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
             return restriction.stop - restriction.start
         # The copies of this DoFn that pair and size restrictions are never set up, so they
         # have no consumer and fall back to the end offset seen when the read started.
-        consumer = getattr(self, "_consumers", {}).get((partition.topic, partition.partition))
+        shared = getattr(self, "_shared", None)
+        consumer = shared.consumers.get((partition.topic, partition.partition)) if shared else None
         highwater = consumer.highwater() if consumer else None
         end = partition.end_offset if highwater is None else highwater
         return max(0, end - restriction.start)
@@ -512,9 +559,11 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
             return
         tp = (partition.topic, partition.partition)
         try:
-            consumer = self._consumer_at(tp, restriction.start)
-            polled = self._poll(consumer)
-            position = consumer.position()
+            with self._shared.lock(tp):
+                consumer = self._consumer_at(tp, restriction.start)
+                polled = self._poll(consumer)
+                position = consumer.position()
+                highwater = consumer.highwater()
         except KafkaClientError as error:
             if not error.retriable:
                 raise
@@ -526,7 +575,7 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
             tracker.defer_remainder(Duration.of(delay_s))
             return
         self._read_failures.pop(tp, None)
-        live_metrics.record_poll(tp[0], tp[1], position, consumer.highwater())
+        live_metrics.record_poll(tp[0], tp[1], position, highwater)
         # Records at or past the stop of a bounded read are not ours; the rest is claimed
         # at once by claiming its last offset.
         claimed = BatchList(r for r in polled if r.offset < restriction.stop)
@@ -551,14 +600,15 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
         if len(claimed) < len(polled) or position >= restriction.stop:
             tracker.try_claim(restriction.stop)
         else:
-            self._advance_watermark(watermark_estimator, _is_caught_up(position, consumer.highwater()), polled)
+            self._advance_watermark(watermark_estimator, _is_caught_up(position, highwater), polled)
             tracker.defer_remainder()
 
     def _consumer_at(self, tp: tuple[str, int], offset: int) -> PartitionConsumer:
-        consumer = self._consumers.get(tp)
+        consumers = self._shared.consumers
+        consumer = consumers.get(tp)
         if consumer is None:
             consumer = self._client.partition_consumer(self._config.settings(), tp[0], tp[1], offset)
-            self._consumers[tp] = consumer
+            consumers[tp] = consumer
         elif consumer.position() != offset:
             # A residual from another worker, or a retried bundle: resume where it says.
             consumer.seek(offset)
@@ -601,13 +651,14 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
             estimator.set_watermark(candidate)
 
     def _commit(self, tp: tuple[str, int], offset: int) -> None:
-        consumer = self._consumers.get(tp)
-        if consumer is None:
-            # Torn down (the job is stopping) before the runner finalized this bundle: a restart
-            # re-reads from the partition's last commit.
-            return
         try:
-            consumer.commit(offset, self._config.commit_timeout_ms)
+            with self._shared.lock(tp):
+                consumer = self._shared.consumers.get(tp)
+                if consumer is None:
+                    # Torn down (the job is stopping) before the runner finalized this bundle: a
+                    # restart re-reads from the partition's last commit.
+                    return
+                consumer.commit(offset, self._config.commit_timeout_ms)
             self._commits.inc()
             self._commit_behind.discard(tp)
         except KafkaClientError as error:

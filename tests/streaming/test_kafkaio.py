@@ -464,6 +464,48 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, every_s: float = 0
 
 
 @pytest.mark.kafka
+def test_copies_of_the_reader_share_a_partitions_consumer(kafka_bootstrap, topic_factory, client) -> None:
+    """A runner hands a partition's residual to whichever bundle processor is free, each with
+    its own copy of the DoFn: the copy that gets it goes on with the consumer that read up to
+    there (a consumer of its own would seek and drop what librdkafka had prefetched)."""
+    topic = topic_factory("shared", partitions=1)
+    group = f"{topic}-group"
+    produce(kafka_bootstrap, topic, [(b"k%d" % i, b"v%d" % i, 0) for i in range(30)])
+    config = ConsumerConfig(kafka_bootstrap, (topic,), group_id=group, start="committed",
+                            max_records_per_call=10, client=client)
+    first, second = ReadPartitionFn(config), ReadPartitionFn(config)
+    first.setup()
+    second.setup()
+    partition = PartitionRead(topic, 0, 0, None, 30)
+    finalizer = BundleFinalizer()
+    try:
+        read = read_bundle(first, partition, 0, finalizer)
+        [consumer] = first._shared.consumers.values()
+        read += read_bundle(second, partition, 10, finalizer)
+        finalizer.finalize()
+        assert list(second._shared.consumers.values()) == [consumer]
+        assert consumer.position() == 20
+        # The first copy goes (the harness recreates idle DoFns); the second reads on.
+        first.teardown()
+        read += read_bundle(second, partition, 20, finalizer)
+        finalizer.finalize()
+        assert list(second._shared.consumers.values()) == [consumer]
+    finally:
+        second.teardown()
+    assert [r.offset for r in read] == list(range(30))
+    assert [r.value for r in read] == [b"v%d" % i for i in range(30)]
+    assert committed_offsets(kafka_bootstrap, group) == {0: 30}
+    # The last copy closed the consumers: a new one starts afresh.
+    third = ReadPartitionFn(config)
+    third.setup()
+    try:
+        assert third._shared.consumers == {}
+        assert [r.offset for r in read_bundle(third, partition, 30, finalizer)] == []
+    finally:
+        third.teardown()
+
+
+@pytest.mark.kafka
 @pytest.mark.slow
 def test_unbounded_job_streams_output_while_it_runs(kafka_bootstrap, topic_factory, client) -> None:
     source, sink = topic_factory("live-in"), topic_factory("live-out")
