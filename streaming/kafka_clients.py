@@ -166,7 +166,12 @@ class PartitionOffsets(NamedTuple):
 
 
 class PartitionConsumer(Protocol):
-    """Reads one partition from a given offset; commits only when told to."""
+    """Reads one partition from a given offset; commits only when told to.
+
+    ``thread_safe``: whether a commit may run while another thread polls.
+    """
+
+    thread_safe: bool
 
     def seek(self, offset: int) -> None: ...
     def position(self) -> int: ...
@@ -265,6 +270,7 @@ class _KafkaPythonMetadata:
 
 
 class _KafkaPythonPartitionConsumer:
+    thread_safe = False  # kafka-python's KafkaConsumer is not
     def __init__(self, settings: ConsumerSettings, topic: str, partition: int, offset: int):
         self._tp = kafka.TopicPartition(topic, partition)
         with _kafka_python_errors():
@@ -452,6 +458,7 @@ class _ConfluentMetadata:
 
 
 class _ConfluentPartitionConsumer:
+    thread_safe = True  # librdkafka's consumer is
     def __init__(self, settings: ConsumerSettings, topic: str, partition: int, offset: int):
         self._topic, self._partition = topic, partition
         self._consumer = _confluent_consumer(settings)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.process import BaseProcess
@@ -503,6 +504,46 @@ def test_copies_of_the_reader_share_a_partitions_consumer(kafka_bootstrap, topic
         assert [r.offset for r in read_bundle(third, partition, 30, finalizer)] == []
     finally:
         third.teardown()
+
+
+@pytest.mark.kafka
+def test_a_commit_that_waits_does_not_hold_up_the_partitions_reads(kafka_bootstrap, topic_factory) -> None:
+    """librdkafka's consumer takes a commit and a poll at once: a commit that waits for the
+    group coordinator (a broker restarting) must leave the partition's next bundles reading."""
+    topic = topic_factory("slowcommit", partitions=1)
+    group = f"{topic}-group"
+    produce(kafka_bootstrap, topic, [(b"k%d" % i, b"v%d" % i, 0) for i in range(20)])
+    fn = ReadPartitionFn(ConsumerConfig(kafka_bootstrap, (topic,), group_id=group, start="committed",
+                                        max_records_per_call=10, client="confluent"))
+    fn.setup()
+    partition = PartitionRead(topic, 0, 0, None, 20)
+    finalizer = BundleFinalizer()
+    try:
+        read = read_bundle(fn, partition, 0, finalizer)
+        [consumer] = fn._shared.consumers.values()
+        waiting, release = threading.Event(), threading.Event()
+        commit = consumer.commit
+
+        def commit_after_release(offset: int, timeout_ms: int) -> None:
+            waiting.set()
+            release.wait(60)
+            commit(offset, timeout_ms)
+
+        consumer.commit = commit_after_release
+        finalizing = threading.Thread(target=finalizer.finalize)
+        finalizing.start()
+        assert waiting.wait(30)
+        read += read_bundle(fn, partition, 10, finalizer)
+        # The second bundle read while the first one's commit was still waiting.
+        assert finalizing.is_alive()
+        release.set()
+        finalizing.join(30)
+        finalizer.finalize()
+    finally:
+        release.set()
+        fn.teardown()
+    assert [r.offset for r in read] == list(range(20))
+    assert committed_offsets(kafka_bootstrap, group) == {0: 20}
 
 
 @pytest.mark.kafka
