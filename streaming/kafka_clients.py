@@ -271,6 +271,7 @@ class _KafkaPythonMetadata:
 
 class _KafkaPythonPartitionConsumer:
     thread_safe = False  # kafka-python's KafkaConsumer is not
+
     def __init__(self, settings: ConsumerSettings, topic: str, partition: int, offset: int):
         self._tp = kafka.TopicPartition(topic, partition)
         with _kafka_python_errors():
@@ -459,6 +460,7 @@ class _ConfluentMetadata:
 
 class _ConfluentPartitionConsumer:
     thread_safe = True  # librdkafka's consumer is
+
     def __init__(self, settings: ConsumerSettings, topic: str, partition: int, offset: int):
         self._topic, self._partition = topic, partition
         self._consumer = _confluent_consumer(settings)
