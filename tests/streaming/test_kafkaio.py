@@ -464,20 +464,29 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, every_s: float = 0
     return False
 
 
+def committed_read_of_filled_partition(
+    bootstrap: str, topic_factory, name: str, count: int, client: str
+) -> tuple[ConsumerConfig, PartitionRead, str]:
+    """A one-partition topic holding records 0..count-1 (value b"v<i>"); the config of a read
+    that commits to its group, 10 records a bundle; the partition's read; the group."""
+    topic = topic_factory(name, partitions=1)
+    group = f"{topic}-group"
+    produce(bootstrap, topic, [(b"k%d" % i, b"v%d" % i, 0) for i in range(count)])
+    config = ConsumerConfig(bootstrap, (topic,), group_id=group, start="committed",
+                            max_records_per_call=10, client=client)
+    return config, PartitionRead(topic, 0, 0, None, count), group
+
+
 @pytest.mark.kafka
 def test_copies_of_the_reader_share_a_partitions_consumer(kafka_bootstrap, topic_factory, client) -> None:
     """A runner hands a partition's residual to whichever bundle processor is free, each with
     its own copy of the DoFn: the copy that gets it goes on with the consumer that read up to
     there (a consumer of its own would seek and drop what librdkafka had prefetched)."""
-    topic = topic_factory("shared", partitions=1)
-    group = f"{topic}-group"
-    produce(kafka_bootstrap, topic, [(b"k%d" % i, b"v%d" % i, 0) for i in range(30)])
-    config = ConsumerConfig(kafka_bootstrap, (topic,), group_id=group, start="committed",
-                            max_records_per_call=10, client=client)
+    config, partition, group = committed_read_of_filled_partition(kafka_bootstrap, topic_factory, "shared", 30,
+                                                                  client)
     first, second = ReadPartitionFn(config), ReadPartitionFn(config)
     first.setup()
     second.setup()
-    partition = PartitionRead(topic, 0, 0, None, 30)
     finalizer = BundleFinalizer()
     try:
         read = read_bundle(first, partition, 0, finalizer)
@@ -510,13 +519,10 @@ def test_copies_of_the_reader_share_a_partitions_consumer(kafka_bootstrap, topic
 def test_a_commit_that_waits_does_not_hold_up_the_partitions_reads(kafka_bootstrap, topic_factory) -> None:
     """librdkafka's consumer takes a commit and a poll at once: a commit that waits for the
     group coordinator (a broker restarting) must leave the partition's next bundles reading."""
-    topic = topic_factory("slowcommit", partitions=1)
-    group = f"{topic}-group"
-    produce(kafka_bootstrap, topic, [(b"k%d" % i, b"v%d" % i, 0) for i in range(20)])
-    fn = ReadPartitionFn(ConsumerConfig(kafka_bootstrap, (topic,), group_id=group, start="committed",
-                                        max_records_per_call=10, client="confluent"))
+    config, partition, group = committed_read_of_filled_partition(kafka_bootstrap, topic_factory, "slowcommit", 20,
+                                                                  "confluent")
+    fn = ReadPartitionFn(config)
     fn.setup()
-    partition = PartitionRead(topic, 0, 0, None, 20)
     finalizer = BundleFinalizer()
     try:
         read = read_bundle(fn, partition, 0, finalizer)
