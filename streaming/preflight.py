@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import logging
-import multiprocessing
+import re
 import socket
 import ssl
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from collections.abc import Iterator
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError, KafkaTimeoutError, SaslAuthenticationFailedError
 
-from model.serving import ModelLoadError, Predictor
+from model.serving import ModelLoadError, Predictor, read_manifest, resolve_version_dir
 from streaming.options import ConfigError, KafkaSettings, StreamConfig
 from streaming.schema_registry import RegistrySettings, RegistryUnavailableError, check_reachable
 from streaming.secret_sources import SecretError
@@ -134,20 +133,36 @@ def _model_version(model_dir: str) -> str:
     return Predictor.load(model_dir).version
 
 
-def check_model(model_dir: str, *, apart: bool = False) -> str:
-    """Loads the model once; returns its version.
-
-    ``apart`` loads it in a child process that exits afterwards: a launcher whose workers are
-    other processes then keeps nothing of the check, where loaded in it TensorFlow and the
-    model would stay (about 630 MB) beside each worker's own copy.
-    """
+def check_model(model_dir: str) -> str:
+    """Loads the model once; returns its version."""
     try:
-        if not apart:
-            return _model_version(model_dir)
-        with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
-            return child.submit(_model_version, model_dir).result()
+        return _model_version(model_dir)
     except ModelLoadError as e:
         raise ConfigError(f"--model-dir: {e}") from e
+
+
+def check_model_files(model_dir: str) -> None:
+    """The model directory's files (LATEST, SavedModel, manifest), without loading TensorFlow.
+
+    For a launcher whose workers are other processes: they load the model at their start,
+    and ``model_load_failure`` finds the error if that fails. Loading it here as well cost
+    a replay about 5 s of CPU (mostly importing TensorFlow) before it started, in a child
+    process, since in the launcher TensorFlow and the model (about 630 MB) would stay.
+    """
+    try:
+        read_manifest(resolve_version_dir(model_dir))
+    except ModelLoadError as e:
+        raise ConfigError(f"--model-dir: {e}") from e
+
+
+# The last line of a worker's traceback as the runner reports it, with Beam's step suffix.
+_MODEL_LOAD_FAILURE = re.compile(r"ModelLoadError: (.+?)(?: \[while running '[^']*'\])?$", re.MULTILINE)
+
+
+def model_load_failure(error: BaseException) -> ConfigError | None:
+    """The ``--model-dir`` error for a job that failed because a worker could not load the model."""
+    match = _MODEL_LOAD_FAILURE.search(str(error))
+    return ConfigError(f"--model-dir: {match.group(1)}") if match else None
 
 
 def check_schema_registry(settings: RegistrySettings) -> None:

@@ -236,7 +236,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         preflight.check_schema_registry(config.schema_registry)
     input_bytes = matched_bytes(config.input_pattern) if config.input_pattern else 0
     options = with_worker_processes(options, args, input_bytes)
-    preflight.check_model(config.model_dir, apart=workers_are_processes(options))
+    if workers_are_processes(options):
+        preflight.check_model_files(config.model_dir)
+    else:
+        preflight.check_model(config.model_dir)
     if config.input_pattern and config.profile_dir is None:
         # A backfill learns its sources' conventions from itself.
         profile_dir = profile_dir_for(config)
@@ -248,8 +251,16 @@ def run(argv: Sequence[str] | None = None) -> int:
     pipeline = beam.Pipeline(runner=pipeline_runner(options), options=options)
     build_replay_pipeline(pipeline, config)
     started = time.monotonic()
-    result = pipeline.run()
-    result.wait_until_finish()
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    except Exception as error:
+        # Worker processes load the model only now (check_model_files): a model they cannot
+        # load ends the replay with the same one line as a check before the start would.
+        failure = preflight.model_load_failure(error)
+        if failure is None:
+            raise
+        raise failure from error
     values = print_summary(result, metrics_file=options.view_as(MetafixOptions).metrics_file)
     elapsed = time.monotonic() - started
     n = values.get("records_in", 0) + values.get("dead_letters", 0)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 
 from model.serving import ModelLoadError, Predictor, resolve_version_dir
+from streaming.options import REPO_ROOT
 from transforms.fields import FIELD_SPECS, SCORED_FIELD_NAMES
 from transforms.policy import RecordScores, Thresholds
 
@@ -97,6 +100,18 @@ def test_latest_pointing_nowhere(tmp_path: Path) -> None:
     (tmp_path / "LATEST").write_text("../../etc\n")
     with pytest.raises(ModelLoadError, match="does not name a version"):
         resolve_version_dir(tmp_path)
+
+
+def test_checking_a_local_model_directory_does_not_import_tensorflow(tiny_model_dir: Path) -> None:
+    # A replay in worker processes checks only the files in its launcher: importing
+    # TensorFlow for that would cost it seconds of CPU and 630 MB.
+    code = ("import sys; from model.serving import read_manifest, resolve_version_dir; "
+            f"print(read_manifest(resolve_version_dir({str(tiny_model_dir)!r}))['version']); "
+            "print('tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    version, imported = done.stdout.split()
+    assert version == resolve_version_dir(tiny_model_dir).name
+    assert imported == "False"
 
 
 def _copy(version_dir: Path, tmp_path: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import pytest
 
 from harness.eventgen import catalog_messages, produce
 from harness.jobs import StreamJob, read_until
+from model.serving import resolve_version_dir
 from schemas import CORRECTED_RECORD, CORRECTED_SCHEMA_ID
 from streaming.options import REPO_ROOT
 from transforms import codec
@@ -157,3 +159,23 @@ def test_a_missing_model_ends_a_replay_in_worker_processes_before_its_profile_pa
     assert "--model-dir" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out.avro").exists()
     assert not (tmp_path / "out.avro.profile").exists()
+
+
+def test_a_corrupt_model_ends_a_replay_in_worker_processes_before_its_correction(tmp_path, tiny_model_dir):
+    # Its files look right, so only loading it finds the fault, and with worker processes
+    # only they load it: the runner relays their tracebacks, and the replay must still end
+    # with the one line a check before the start gives, before it writes anything.
+    corrupt = tmp_path / "corrupt-model"
+    shutil.copytree(resolve_version_dir(tiny_model_dir), corrupt)
+    (corrupt / "saved_model.pb").write_bytes(b"\x08\x01garbage, not a SavedModel" * 10)
+    log = tmp_path / "events.jsonl"
+    log.write_bytes(b"".join(m.value + b"\n" for m in catalog_messages(20, seed=13, bad_every=0, avro_share=0)))
+
+    done = metafix("replay", "--input", str(log), "--output", str(tmp_path / "out.avro"),
+                   "--model-dir", str(corrupt),
+                   "--direct_num_workers=2", "--direct_running_mode=multi_processing")
+
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("metafix replay: --model-dir: cannot load the SavedModel")
+    assert not (tmp_path / "out.avro").exists()
+    assert not (tmp_path / "out.avro.dead_letters.jsonl").exists()
