@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.serving import ModelLoadError, Predictor, resolve_version_dir
+from model.serving import SIGNATURE, ModelLoadError, Predictor, resolve_version_dir
+from model.signature import SWAPPED_OUTPUT, probs_output, raw_columns
 from streaming.options import REPO_ROOT
 from transforms.fields import FIELD_SPECS, SCORED_FIELD_NAMES
 from transforms.policy import RecordScores, Thresholds
@@ -73,6 +74,25 @@ def test_a_records_scores_do_not_depend_on_the_padding_of_its_call(predictor: Pr
         for i, single in enumerate(alone):
             for key, value in single.items():
                 np.testing.assert_allclose(probs[key][i], value[0], rtol=1e-5, atol=1e-6)
+
+
+def test_the_one_scoring_call_gives_what_the_signature_gives(predictor: Predictor, tiny_version_dir: Path) -> None:
+    # Scoring stacks the fields into one tensor and the outputs into one array: each
+    # output must come back under its own name, bit for bit (album and artist have the
+    # same number of classes, so only the values tell them apart). 8 rows need no padding.
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(tiny_version_dir)).signatures[SIGNATURE]
+    columns = raw_columns((TRACKS * 2)[:8])
+    expected = serve(**{name: tf.constant([v.encode("utf-8", "surrogatepass") for v in values])
+                        for name, values in columns.items()})
+
+    got = predictor.predict_columns(columns)
+
+    assert set(got) == {probs_output(name) for name in SCORED_FIELD_NAMES} | {SWAPPED_OUTPUT}
+    for name, value in got.items():
+        assert value.dtype == np.float32
+        np.testing.assert_array_equal(value, expected[name].numpy())
 
 
 def test_predict_is_deterministic_and_thread_safe(predictor: Predictor) -> None:
