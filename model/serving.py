@@ -44,8 +44,8 @@ def _join(root: str | Path, name: str) -> str | Path:
 
 
 # The file checks below use the os module for local paths, so that checking a model
-# directory does not import TensorFlow (about 3 s of CPU): a replay checks the files
-# before its profile pass and loads the model in a child process meanwhile.
+# directory does not import TensorFlow (about 3 s of CPU): the launcher of a replay in
+# worker processes checks only the files (streaming/preflight.py, check_model_files).
 def _exists(path: str | Path) -> bool:
     if not _is_url(path):
         return Path(path).exists()
@@ -143,10 +143,11 @@ def _stacked_call(tf: Any, serve: Any) -> tuple[Any, list[tuple[str, int, int | 
     a vector).
 
     Why one call: the interpreter lock. Each tensor made and each output read is a step
-    that needs the lock, and a model thread asking for it back waits for the bundle
-    threads to let it go (Python hands it over every 5 ms). With a tensor per field and
-    an array per output, a call of 454 records took 19 ms alone, 44 ms beside one busy
-    Python thread and 389 ms beside three; as one call, 19, 29 and 72 ms.
+    that needs the lock, and a model thread asking for it back waits until the bundle
+    thread holding it blocks or has run for Python's 5 ms switch interval. With a
+    tensor per field and an array per output, a call of 454 records took 19 ms alone,
+    44 ms beside one busy Python thread and 389 ms beside three; as one call, 19, 29
+    and 72 ms.
     """
     shapes = serve.structured_outputs
     layout: list[tuple[str, int, int | None]] = []
