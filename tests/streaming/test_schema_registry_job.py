@@ -146,7 +146,9 @@ def _read(bootstrap: str, topics: dict[str, str], client: SchemaRegistryClient, 
 
 def test_stream_job_reads_v1_and_v2_producers_through_the_registry(
         kafka_bootstrap, job_topics, own_registry, tiny_model_dir, tmp_path):
-    client = SchemaRegistryClient({"url": own_registry.url})
+    # A timeout, so that a request the registry never answers is retried by the client
+    # (once, in CI, the deserializer's first lookup waited for an answer with no end).
+    client = SchemaRegistryClient({"url": own_registry.url, "timeout": 10})
     sent = _produce(kafka_bootstrap, job_topics["in"], client)
     # Serialized now, sent once the registry is gone: its schema id is new to the job.
     ctx = SerializationContext(job_topics["in"], MessageField.VALUE)
