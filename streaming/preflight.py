@@ -129,14 +129,10 @@ def check_topics(kafka: KafkaSettings, topics: dict[str, str | None]) -> None:
             raise ConfigError(f"{flag}: topic {topic!r} does not exist on {kafka.bootstrap_servers}")
 
 
-def _model_version(model_dir: str) -> str:
-    return Predictor.load(model_dir).version
-
-
 def check_model(model_dir: str) -> str:
     """Loads the model once; returns its version."""
     try:
-        return _model_version(model_dir)
+        return Predictor.load(model_dir).version
     except ModelLoadError as e:
         raise ConfigError(f"--model-dir: {e}") from e
 
