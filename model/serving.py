@@ -169,6 +169,14 @@ def _stacked_call(tf: Any, serve: Any) -> tuple[Any, list[tuple[str, int, int | 
     return call.get_concrete_function(), layout
 
 
+# TensorFlow's intra- and inter-op threads in a job's processes. TensorFlow sizes its pools at
+# its first use in a process and keeps them, so every load in a job's process asks for the
+# same: the launcher's model check too, since a LOOPBACK worker runs in the launcher's
+# process. With one of each, a model call runs on one core while the bundle threads' Python
+# work runs on the other; TensorFlow's default (one per core) spins its idle workers on both.
+JOB_TF_THREADS = 1
+
+
 def _set_threads(tf: Any, threads: int) -> None:
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)

@@ -27,7 +27,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 
 from model.profilestore import LatestProfile, bundled_profile_dir
-from model.serving import Predictor
+from model.serving import JOB_TF_THREADS, Predictor
 from schemas import SCHEMA_IDS, SCHEMAS_BY_FILE, schema_text
 from streaming import live_metrics, schema_registry
 from streaming.batch_coder import register_batch_types
@@ -226,15 +226,14 @@ class CorrectionSettings:
     """Plain, picklable settings of the correction step.
 
     tf_threads: TensorFlow's intra- and inter-op threads per process (None: TF's default,
-    one per core). With 1, a model call runs on one core while this step's Python thread
-    corrects the previous chunk on the other.
+    one per core); see ``JOB_TF_THREADS``.
     """
 
     model_dir: str
     batch_size: int = 512
     apply_threshold: float | None = None
     review_threshold: float | None = None
-    tf_threads: int | None = 1
+    tf_threads: int | None = JOB_TF_THREADS
     # The catalog profile directory (DIR/LATEST -> DIR/<version>/profile.json);
     # None: the one bundled with the model, if it has one.
     profile_dir: str | None = None

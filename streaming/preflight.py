@@ -12,7 +12,13 @@ from collections.abc import Iterator
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError, KafkaTimeoutError, SaslAuthenticationFailedError
 
-from model.serving import ModelLoadError, Predictor, read_manifest, resolve_version_dir
+from model.serving import (
+    JOB_TF_THREADS,
+    ModelLoadError,
+    Predictor,
+    read_manifest,
+    resolve_version_dir,
+)
 from streaming.options import ConfigError, KafkaSettings, StreamConfig
 from streaming.schema_registry import RegistrySettings, RegistryUnavailableError, check_reachable
 from streaming.secret_sources import SecretError
@@ -130,9 +136,15 @@ def check_topics(kafka: KafkaSettings, topics: dict[str, str | None]) -> None:
 
 
 def check_model(model_dir: str) -> str:
-    """Loads the model once; returns its version."""
+    """Loads the model once; returns its version.
+
+    With the job's TensorFlow threads (``JOB_TF_THREADS``): a LOOPBACK worker runs in this
+    process, and TensorFlow keeps the pools of its first load. Loaded with TensorFlow's
+    default here, the stream ran with two threads of each, whatever its correction step
+    asked for.
+    """
     try:
-        return Predictor.load(model_dir).version
+        return Predictor.load(model_dir, threads=JOB_TF_THREADS).version
     except ModelLoadError as e:
         raise ConfigError(f"--model-dir: {e}") from e
 
