@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -90,7 +91,12 @@ def summary(values: list[float], best: Callable = max) -> dict[str, Any]:
 
 
 class TreeSampler:
-    """Peak RSS and CPU seconds of a process and its children, sampled in a thread."""
+    """Peak RSS and CPU seconds of a process and its children, sampled in a thread.
+
+    A child that ends between two samples is missed, and one that ends after a sample loses
+    what it used since: a tree whose processes come and go is measured by its rusage
+    instead (``bench_replay``).
+    """
 
     def __init__(self, pid: int, interval_s: float = 0.25):
         self._root = psutil.Process(pid)
@@ -114,7 +120,9 @@ class TreeSampler:
                 try:
                     rss += p.memory_info().rss
                     t = p.cpu_times()
-                    self._cpu[p.pid] = t.user + t.system + t.children_user + t.children_system
+                    # Not children_user/system: a child sampled alive is counted already, and
+                    # its parent's figures take it in again once it has ended.
+                    self._cpu[p.pid] = t.user + t.system
                 except psutil.NoSuchProcess:
                     pass
             self.peak_rss = max(self.peak_rss, rss)
@@ -384,6 +392,11 @@ def write_event_log(path: Path, n: int) -> None:
                         (codec.decode_event(m.value) for m in catalog_messages(n, seed=23, bad_every=0)))
 
 
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 REPLAY_LINE = re.compile(r"replay: ([\d,]+) records in ([\d.]+) s \(([\d,]+) records/s, (\d+) worker process")
 
 
@@ -400,10 +413,14 @@ def bench_replay(model_dir: str, log: Path, workers: int) -> dict:
             args += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
         load_before = load()
         started = time.monotonic()
+        # The replay's worker processes are reaped by their parents, so this process's
+        # rusage of its ended children takes in the whole tree once the replay has exited.
+        reaped_before = _children_cpu_s()
         process = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         sampler = TreeSampler(process.pid)
         said, err = process.communicate()
-        cpu = sampler.stop()
+        sampler.stop()
+        cpu = _children_cpu_s() - reaped_before
         elapsed = time.monotonic() - started
         if process.returncode:
             raise RuntimeError(f"replay failed: {err.decode()[-2000:]}")
