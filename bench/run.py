@@ -98,13 +98,18 @@ class TreeSampler:
     instead (``bench_replay``).
     """
 
-    def __init__(self, pid: int, interval_s: float = 0.25):
+    def __init__(self, pid: int, interval_s: float = 0.25, by_thread: bool = False):
         self._root = psutil.Process(pid)
         self._interval = interval_s
+        self._by_thread = by_thread
         self.peak_rss = 0
         self._cpu: dict[int, float] = {}
         # (wall time, CPU seconds of the tree so far), one per sample.
         self.history: list[tuple[float, float]] = []
+        # With by_thread: each thread's CPU seconds and group, kept after it ends, and
+        # (wall time, CPU seconds so far by group), one per sample.
+        self._thread_cpu: dict[int, tuple[str, float]] = {}
+        self.group_history: list[tuple[float, dict[str, float]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -126,7 +131,15 @@ class TreeSampler:
                 except psutil.NoSuchProcess:
                     pass
             self.peak_rss = max(self.peak_rss, rss)
-            self.history.append((time.time(), sum(self._cpu.values())))
+            now = time.time()
+            self.history.append((now, sum(self._cpu.values())))
+            if self._by_thread:
+                for p in procs:
+                    self._thread_cpu.update(_threads_cpu(p))
+                groups: dict[str, float] = {}
+                for group, cpu in self._thread_cpu.values():
+                    groups[group] = groups.get(group, 0.0) + cpu
+                self.group_history.append((now, groups))
             self._stop.wait(self._interval)
 
     def cpu_between(self, start: float, end: float) -> float:
@@ -134,10 +147,52 @@ class TreeSampler:
         inside = [cpu for t, cpu in self.history if start <= t <= end]
         return inside[-1] - inside[0] if len(inside) > 1 else float("nan")
 
+    def cpu_between_by_group(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds each thread group (``thread_group``) used between two wall times."""
+        inside = [groups for t, groups in self.group_history if start <= t <= end]
+        if len(inside) < 2:
+            return {}
+        return {group: cpu - inside[0].get(group, 0.0) for group, cpu in inside[-1].items()}
+
     def stop(self) -> float:
         self._stop.set()
         self._thread.join()
         return sum(self._cpu.values())
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def thread_group(process_name: str, thread_name: str) -> str:
+    """The group a thread's CPU is reported under: its process and its name without the
+    numbers that tell a pool's threads apart. A thread that sets no name of its own
+    (Python's, and Eigen's pool workers) has its process's name.
+
+    >>> thread_group("python", "rdk:broker1"), thread_group("python", "tf_Compute")
+    ('python/rdk:broker', 'python/tf_Compute')
+    """
+    return f"{process_name}/{thread_name.rstrip('0123456789-_/') or thread_name}"
+
+
+def _threads_cpu(process: psutil.Process) -> dict[int, tuple[str, float]]:
+    """Each live thread's (group, CPU seconds) from /proc; empty once the process has gone."""
+    found: dict[int, tuple[str, float]] = {}
+    try:
+        name = process.name()
+        tids = os.listdir(f"/proc/{process.pid}/task")
+    except (OSError, psutil.Error):
+        return found
+    for tid in tids:
+        try:
+            with open(f"/proc/{process.pid}/task/{tid}/comm") as f:
+                thread_name = f.read().strip()
+            with open(f"/proc/{process.pid}/task/{tid}/stat") as f:
+                # Fields 14 and 15 (utime, stime), counted after the parenthesised name.
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        found[int(tid)] = (thread_group(name, thread_name), (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS)
+    return found
 
 
 def _topics(bootstrap: str) -> dict[str, str]:
@@ -180,7 +235,7 @@ def bench_e2e(bootstrap: str, model_dir: str, messages: list, client: str) -> di
     metrics_file = tempfile.mktemp(suffix=".json")
     load_before = load()
     job = _job(bootstrap, topics, model_dir, metrics_file, client)
-    sampler = TreeSampler(job.pid)
+    sampler = TreeSampler(job.pid, by_thread=True)
     try:
         seen = _drain(bootstrap, [topics["out"], topics["dead"]], n, timeout_s=1800)
     finally:
@@ -192,6 +247,7 @@ def bench_e2e(bootstrap: str, model_dir: str, messages: list, client: str) -> di
     metrics = json.loads(Path(metrics_file).read_text()) if Path(metrics_file).exists() else {}
     # The steady state: from the first output to the last (start-up and model loading left out).
     steady_cpu = sampler.cpu_between(arrivals[0], arrivals[-1])
+    by_thread = sampler.cpu_between_by_group(arrivals[0], arrivals[-1])
     return {
         "events": n,
         "out": len(seen),
@@ -199,6 +255,9 @@ def bench_e2e(bootstrap: str, model_dir: str, messages: list, client: str) -> di
         "peak_rss_mb": sampler.peak_rss / 2**20,
         "cpu_us_per_event": steady_cpu / len(seen) * 1e6,
         "cpu_us_per_event_with_startup": cpu / n * 1e6,
+        # Which threads the steady state's CPU went to: Python's and the model's, librdkafka's.
+        "cpu_us_per_event_by_thread": {group: cpu_s / len(seen) * 1e6 for group, cpu_s in
+                                       sorted(by_thread.items(), key=lambda kv: -kv[1]) if cpu_s > 0},
         "job_mean_batch_size": metrics.get("inference_batch_size", {}).get("mean"),
         "load": [load_before, load()],
     }
@@ -518,11 +577,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stages and e2e_cpu:
         stages["Beam and runner (e2e CPU minus the stages)"] = summary(
             [e2e_cpu["min"] - sum(s["min"] for s in stages.values())], min)
+    e2e_runs = results.get("e2e", [])
+    by_thread = {group: summary([run["cpu_us_per_event_by_thread"].get(group, 0.0) for run in e2e_runs], min)
+                 for group in (e2e_runs[0]["cpu_us_per_event_by_thread"] if e2e_runs else {})}
     rss = [r["peak_rss_mb"] for section in ("e2e", "latency") for r in results.get(section, [])]
     results["summary"] = {"e2e_events_per_s": e2e, "baseline_events_per_s": base, "latency_p50_ms": p50,
                           "latency_p99_ms": p99, "replay_records_per_s": replay, "e2e_cpu_us_per_event": e2e_cpu,
                           "model_cpu_us_per_record": figure("model", "cpu_us_per_record", min),
-                          "stages_cpu_us_per_event": stages}
+                          "stages_cpu_us_per_event": stages, "e2e_cpu_us_per_event_by_thread": by_thread}
     # The top-level keys stay those of earlier versions, so runs compare across versions:
     # rates are the best repeat (least disturbed by the machine's other load), latencies the least.
     results.update({
@@ -556,6 +618,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(_row("model CPU µs per record", results["summary"]["model_cpu_us_per_record"]))
     print(_row("peak RSS MB (stream)", results["peak_rss_mb"]))
     print(_row("e2e CPU µs per event (job and runner)", e2e_cpu))
+    if by_thread:
+        print("  e2e CPU µs per event, by thread (process/thread name):")
+        for group, value in by_thread.items():
+            if value["min"] >= 0.5:
+                print(_row("  " + group, value))
     if stages:
         print("  CPU µs per event, by stage:")
         for name, value in stages.items():

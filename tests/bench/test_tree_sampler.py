@@ -1,0 +1,52 @@
+"""The bench's sampler: CPU of a process tree, in all and by thread group."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import psutil
+
+from bench.run import TreeSampler, thread_group
+
+# A child that burns one CPU second in its main thread, saying when it is half-way, and
+# then idles until killed.
+_BUSY_THEN_IDLE = (
+    "import time\n"
+    "for mark in (0.5, 1.0):\n"
+    "    while time.process_time() < mark:\n"
+    "        pass\n"
+    "    print(mark, flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_thread_groups_drop_pool_numbers_and_keep_the_process() -> None:
+    assert thread_group("python", "rdk:broker1") == "python/rdk:broker"
+    assert thread_group("python", "rdk:broker12") == "python/rdk:broker"
+    assert thread_group("prism", "prism") == "prism/prism"
+    assert thread_group("java", "42") == "java/42"  # a name that is only a number stays
+
+
+def test_cpu_by_thread_group_adds_up_to_the_process_cpu() -> None:
+    child = subprocess.Popen([sys.executable, "-c", _BUSY_THEN_IDLE], stdout=subprocess.PIPE, text=True)
+    try:
+        name = psutil.Process(child.pid).name()
+        sampler = TreeSampler(child.pid, interval_s=0.05, by_thread=True)
+        assert child.stdout.readline().strip() == "0.5"
+        started = time.time()
+        assert child.stdout.readline().strip() == "1.0"
+        time.sleep(0.3)  # a few samples after the busy second
+        ended = time.time()
+        sampler.stop()
+    finally:
+        child.kill()
+        child.wait()
+    total = sampler.cpu_between(started, ended)
+    groups = sampler.cpu_between_by_group(started, ended)
+    # The second half-second, give or take a sample at either end.
+    assert 0.3 < total < 0.7
+    assert abs(sum(groups.values()) - total) < 0.05
+    [busiest] = [g for g, cpu in groups.items() if cpu == max(groups.values())]
+    assert busiest.startswith(name + "/") and groups[busiest] > 0.3
