@@ -7,7 +7,9 @@ The machine may be shared, so every figure is measured ``--repeats`` times and r
 its minimum and median (best for rates: the maximum), with the load average beside it:
 
 * e2e: the streaming job (``metafix stream`` on Prism) over a pre-filled topic, Kafka to
-  Kafka (corrected, review, audit, dead letters); events/s from its first output to its last.
+  Kafka (corrected, review, audit, dead letters); events/s from its first output to its last,
+  and the CPU per event over the same window, in all and by thread group (Python's threads,
+  TensorFlow's, librdkafka's, Prism's).
 * baseline: the plain loop without Beam, with the same Kafka client doing the same work
   (consume, decode, score, correct, route, encode, produce to the same four topics).
 * latency: the job at a fixed input rate; output record time minus input record time
