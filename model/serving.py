@@ -173,7 +173,8 @@ def _stacked_call(tf: Any, serve: Any) -> tuple[Any, list[tuple[str, int, int | 
 # its first use in a process and keeps them, so every load in a job's process asks for the
 # same: the launcher's model check too, since a LOOPBACK worker runs in the launcher's
 # process. With one of each, a model call runs on one core while the bundle threads' Python
-# work runs on the other; TensorFlow's default (one per core) spins its idle workers on both.
+# work runs on the other; with TensorFlow's default (one per core) in the stream, two more
+# pool workers took about 0.2 of a core each, and the stream was slower (README, Measured).
 JOB_TF_THREADS = 1
 
 
