@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import io
+import json
 import os
 import subprocess
 import sys
@@ -89,6 +90,31 @@ def replay(archive: Path, out: Path, model_dir: Path) -> tuple[list[str], list[s
     assert done.returncode == 0, done.stdout + done.stderr
     dead = Path(f"{out}.dead_letters.jsonl")
     return sorted(out.read_text().splitlines()), sorted(dead.read_text().splitlines())
+
+
+# A record's scores can differ in their last bits with the batch it is scored in (on some
+# CPUs TensorFlow's kernels depend on the batch's rows), and a compaction changes the
+# batches, since a replay reads whole files' blocks. What must not change: the records,
+# every decision and every value, and the dead letters.
+CONFIDENCE_TOLERANCE = 1e-5
+
+
+def _without_confidences(line: str) -> tuple[str, list[float]]:
+    record = json.loads(line)
+    confidences = []
+    for item in [*record["corrections"], *record["review"]]:
+        confidences.append(item["confidence"])
+        item["confidence"] = None
+    return json.dumps(record, sort_keys=True), confidences
+
+
+def assert_same_replay(after: tuple[list[str], list[str]], before: tuple[list[str], list[str]]) -> None:
+    """The same records, decisions and dead letters; confidences within CONFIDENCE_TOLERANCE."""
+    assert after[1] == before[1]
+    got, expected = sorted(map(_without_confidences, after[0])), sorted(map(_without_confidences, before[0]))
+    assert [text for text, _ in got] == [text for text, _ in expected]
+    for (_, a), (_, b) in zip(got, expected, strict=True):
+        assert a == pytest.approx(b, abs=CONFIDENCE_TOLERANCE)
 
 
 def plans(archive: Path):
@@ -196,7 +222,7 @@ def test_a_compacted_hour_replays_to_the_same_bytes(tmp_path, tiny_model_dir):
     assert {parse_archive_name(os.path.basename(f)).partition for f in files} == {0, 1, 2}
     assert not glob.glob(str(archive / HOUR / "_compaction" / "*"))
     after = replay(archive, tmp_path / "after.jsonl", tiny_model_dir)
-    assert after == before
+    assert_same_replay(after, before)
     assert len(before[0]) + len(before[1]) == 245  # 240 events and the retried bundle's 5 duplicates
 
 
@@ -318,7 +344,7 @@ def test_a_crash_between_publish_and_delete_never_loses_a_record_and_a_rerun_con
     assert len(archive_files(archive)) == 3
     assert not glob.glob(str(archive / HOUR / "_compaction" / "*"))
     assert replay_view(archive) == view
-    assert replay(archive, tmp_path / "after.jsonl", tiny_model_dir) == before
+    assert_same_replay(replay(archive, tmp_path / "after.jsonl", tiny_model_dir), before)
 
 
 def test_a_failed_verification_deletes_nothing_and_the_command_fails(tmp_path, monkeypatch):
