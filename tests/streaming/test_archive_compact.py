@@ -210,7 +210,7 @@ def test_check_merged_rejects_a_lost_record_an_alien_one_and_a_wrong_order():
 
 
 @pytest.mark.slow
-def test_a_compacted_hour_replays_to_the_same_bytes(tmp_path, tiny_model_dir):
+def test_a_compacted_hour_replays_to_the_same_records_and_decisions(tmp_path, tiny_model_dir):
     archive = small_archive(tmp_path)
     assert len(archive_files(archive)) == 61
     before = replay(archive, tmp_path / "before.jsonl", tiny_model_dir)
