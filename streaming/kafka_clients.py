@@ -15,8 +15,11 @@ environments without the native library. Both write with acks=all and idempotenc
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, NamedTuple, Protocol
@@ -168,7 +171,8 @@ class PartitionOffsets(NamedTuple):
 class PartitionConsumer(Protocol):
     """Reads one partition from a given offset; commits only when told to.
 
-    ``thread_safe``: whether a commit may run while another thread polls.
+    ``thread_safe``: whether a commit may run while another thread polls. ``commit`` returns
+    or raises within about ``timeout_ms``, whether or not the coordinator answers.
     """
 
     thread_safe: bool
@@ -464,6 +468,9 @@ class _ConfluentPartitionConsumer:
     def __init__(self, settings: ConsumerSettings, topic: str, partition: int, offset: int):
         self._topic, self._partition = topic, partition
         self._consumer = _confluent_consumer(settings)
+        self._committer: ThreadPoolExecutor | None = None
+        self._pending_commit: Future | None = None
+        self._commit_guard = threading.Lock()
         self.seek(offset)
 
     def seek(self, offset: int) -> None:
@@ -503,13 +510,34 @@ class _ConfluentPartitionConsumer:
             self._position = records[-1].offset + 1
         return records
 
-    def commit(self, offset: int, timeout_ms: int) -> None:  # librdkafka bounds a commit itself
+    def commit(self, offset: int, timeout_ms: int) -> None:
+        # librdkafka's own commit waits for the group coordinator as long as that takes: after
+        # a broker restart on a loaded machine, one stayed queued for over 60 s, and the job's
+        # finalizer, so the whole job, waited with it. So the commit runs on a thread of its
+        # own and the caller waits at most timeout_ms, as kafka-python's commit does; one
+        # still waiting fails the next ones at once, and a later bundle commits again.
+        with self._commit_guard:
+            if self._pending_commit is not None and not self._pending_commit.done():
+                raise KafkaClientError("an earlier offset commit is still waiting for the coordinator",
+                                       retriable=True)
+            if self._committer is None:
+                self._committer = ThreadPoolExecutor(1, thread_name_prefix="metafix-commit")
+            self._pending_commit = self._committer.submit(self._commit_now, offset)
+            pending = self._pending_commit
+        try:
+            pending.result(timeout=timeout_ms / 1000)
+        except FutureTimeout:
+            raise KafkaClientError(f"no answer to the offset commit in {timeout_ms} ms", retriable=True) from None
+
+    def _commit_now(self, offset: int) -> None:
         with _confluent_errors():
             self._consumer.commit(
                 offsets=[_ck.TopicPartition(self._topic, self._partition, offset)], asynchronous=False
             )
 
     def close(self) -> None:
+        if self._committer is not None:
+            self._committer.shutdown(wait=False)
         self._consumer.close()
 
 

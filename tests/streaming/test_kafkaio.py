@@ -631,6 +631,43 @@ def test_unbounded_job_rides_out_a_broker_restart(private_broker: LocalKafka, cl
         job.join(timeout=30)
 
 
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_an_offset_commit_gives_up_while_the_broker_is_away_and_a_later_bundle_makes_it_good(
+    private_broker: LocalKafka, client
+) -> None:
+    bootstrap = private_broker.bootstrap
+    topic = unique_topic_name("commit-away")
+    create_topic(bootstrap, topic, 1)
+    group = f"{topic}-group"
+    produce(bootstrap, topic, [(b"k%d" % i, b"v", 0) for i in range(10)])
+    fn = ReadPartitionFn(ConsumerConfig(bootstrap, (topic,), group_id=group, start="committed",
+                                        commit_timeout_ms=2000, client=client))
+    fn.setup()
+    partition = PartitionRead(topic, 0, 0, None, 10)
+    finalizer = BundleFinalizer()
+    try:
+        assert len(read_bundle(fn, partition, 0, finalizer)) == 10
+        private_broker.stop()
+        # The runner finalizes on its own thread, and every partition's next bundle waits for
+        # it: it must give up while the broker is still away, not wait for its return.
+        finalizing = threading.Thread(target=finalizer.finalize, daemon=True)
+        finalizing.start()
+        finalizing.join(timeout=30)
+        assert not finalizing.is_alive()
+        private_broker.start()
+
+        def quiet_bundle_commits() -> bool:
+            # No record arrives after the failed commit.
+            assert read_bundle(fn, partition, 10, finalizer) == []
+            finalizer.finalize()
+            return committed_offsets(bootstrap, group) == {0: 10}
+
+        assert wait_for(quiet_bundle_commits, timeout_s=90, every_s=1)
+    finally:
+        fn.teardown()
+
+
 class BundleFinalizer:
     """What the runner does with a bundle's finalization callbacks, once the bundle is committed."""
 
