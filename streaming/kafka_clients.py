@@ -373,6 +373,10 @@ _RETRIABLE_CODES = frozenset({
     _ck.KafkaError.NOT_COORDINATOR,
     _ck.KafkaError.COORDINATOR_NOT_AVAILABLE,
     _ck.KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    # Also what librdkafka reports for records in flight to a partition that disappears
+    # (the output topic deleted under the job: "partition count changed from 1 to 0"). The
+    # job's producer is never destroyed while it sends, so the retries see the topic again.
+    _ck.KafkaError._DESTROY,
 })
 # librdkafka returns this for an offset or watermark it does not know yet.
 _OFFSET_INVALID = _ck.OFFSET_INVALID
@@ -536,8 +540,10 @@ class _ConfluentPartitionConsumer:
             )
 
     def close(self) -> None:
+        # librdkafka's close() waits for outstanding commits in any case; letting the
+        # commit's thread finish first keeps it from using the client while close() frees it.
         if self._committer is not None:
-            self._committer.shutdown(wait=False)
+            self._committer.shutdown(wait=True)
         self._consumer.close()
 
 
