@@ -73,6 +73,12 @@ from streaming.kafka_clients import (
 
 log = logging.getLogger(__name__)
 
+# How long a read's teardown waits for its consumers to close. librdkafka's close() waits for
+# the offset commits it still holds: with the broker gone for good, 43 s per consumer here,
+# one after another. A job cancelled then would take minutes to end; its commits add nothing
+# (each bundle's records were written before its commit was asked for).
+CONSUMER_CLOSE_TIMEOUT_S = 15
+
 # The stop of an unbounded partition restriction: larger than any Kafka offset.
 UNBOUNDED = sys.maxsize
 
@@ -463,8 +469,19 @@ class _PartitionConsumers:
         # At shutdown the harness tears DoFns down from another thread while a bundle may
         # still open a consumer: close the ones there are, without iterating the live dict.
         consumers, self.consumers = self.consumers, {}
-        for consumer in list(consumers.values()):
-            consumer.close()
+        # Each on a thread of its own, all within one bound (CONSUMER_CLOSE_TIMEOUT_S); a
+        # consumer still closing after it is left to its thread, which ends with the process.
+        closing = [threading.Thread(target=c.close, name=f"metafix-close-{tp[0]}-{tp[1]}", daemon=True)
+                   for tp, c in consumers.items()]
+        for thread in closing:
+            thread.start()
+        deadline = time.monotonic() + CONSUMER_CLOSE_TIMEOUT_S
+        for thread in closing:
+            thread.join(max(deadline - time.monotonic(), 0))
+        left = [thread.name for thread in closing if thread.is_alive()]
+        if left:
+            log.warning("%d Kafka consumer(s) still closing after %d s, left behind: %s",
+                        len(left), CONSUMER_CLOSE_TIMEOUT_S, ", ".join(left))
 
 
 _shared_consumers: dict[ConsumerConfig, _PartitionConsumers] = {}

@@ -33,6 +33,7 @@ from harness.jobs import committed_offsets
 from harness.local_kafka import LocalKafka, create_topic, free_port, unique_topic_name
 from streaming.kafka_clients import CLIENT_NAMES
 from streaming.kafkaio import (
+    CONSUMER_CLOSE_TIMEOUT_S,
     UNBOUNDED,
     ConsumerConfig,
     KafkaBatch,
@@ -666,6 +667,30 @@ def test_an_offset_commit_gives_up_while_the_broker_is_away_and_a_later_bundle_m
         assert wait_for(quiet_bundle_commits, timeout_s=90, every_s=1)
     finally:
         fn.teardown()
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_a_reader_torn_down_while_the_broker_is_gone_for_good_still_ends(private_broker: LocalKafka, client) -> None:
+    bootstrap = private_broker.bootstrap
+    topic = unique_topic_name("teardown-away")
+    create_topic(bootstrap, topic, 3)
+    produce(bootstrap, topic, [(b"k%d" % i, b"v", i % 3) for i in range(30)])
+    fn = ReadPartitionFn(ConsumerConfig(bootstrap, (topic,), group_id=f"{topic}-group", start="committed",
+                                        commit_timeout_ms=2000, client=client))
+    fn.setup()
+    finalizer = BundleFinalizer()
+    for p in range(3):
+        assert len(read_bundle(fn, PartitionRead(topic, p, 0, None, 10), 0, finalizer)) == 10
+    private_broker.stop()
+    # Each commit gives up after 2 s and stays queued in the client, which never gets an answer.
+    finalizer.finalize()
+    # A job cancelled or drained with its broker gone for good must still end: its teardown
+    # may not wait for those commits.
+    tearing_down = threading.Thread(target=fn.teardown, daemon=True)
+    tearing_down.start()
+    tearing_down.join(timeout=CONSUMER_CLOSE_TIMEOUT_S + 15)
+    assert not tearing_down.is_alive()
 
 
 class BundleFinalizer:
