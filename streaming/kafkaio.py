@@ -469,8 +469,9 @@ class _PartitionConsumers:
         # At shutdown the harness tears DoFns down from another thread while a bundle may
         # still open a consumer: close the ones there are, without iterating the live dict.
         consumers, self.consumers = self.consumers, {}
-        # Each on a thread of its own, all within one bound (CONSUMER_CLOSE_TIMEOUT_S); a
-        # consumer still closing after it is left to its thread, which ends with the process.
+        # Each on a thread of its own, all within one bound (CONSUMER_CLOSE_TIMEOUT_S). A consumer
+        # still closing after it is left to finish on its thread: librdkafka gives up on the
+        # commits in the end (43 s here), and a process that exits first ends the thread.
         closing = [threading.Thread(target=c.close, name=f"metafix-close-{tp[0]}-{tp[1]}", daemon=True)
                    for tp, c in consumers.items()]
         for thread in closing:
