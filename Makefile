@@ -64,8 +64,9 @@ model: venv ## Train, evaluate-on-validation and export the default model into m
 evaluate: $(MODEL_DIR)/LATEST ## Evaluate the default model against the rules-only baseline (JSON + report)
 	$(VENV)/bin/metafix evaluate --model-dir $(MODEL_DIR) --json $(MODEL_DIR)/evaluation.json
 
+# --durations: the suite is over its 25-minute budget on a slow day; each run says where the time goes.
 test: venv prism kafka-jars registry-app flink-job-server ## Run the whole suite, Flink included (starts its own Kafka broker)
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest --durations=25 $(PYTEST_ARGS)
 
 test-unit: venv ## The fast loop (under 2 minutes): no broker, no Prism, no Flink, nothing marked slow
 	$(VENV)/bin/pytest -m "not kafka and not prism and not flink and not slow" $(PYTEST_ARGS)

@@ -154,11 +154,15 @@ class KafkaRecord(NamedTuple):
 
 
 class KafkaClientError(Exception):
-    """A client operation failed; ``retriable`` says whether trying again may succeed."""
+    """A client operation failed; ``retriable`` says whether trying again may succeed.
 
-    def __init__(self, message: str, retriable: bool):
+    ``timed_out``: no answer came in time, as opposed to an answer that refused.
+    """
+
+    def __init__(self, message: str, retriable: bool, timed_out: bool = False):
         super().__init__(message)
         self.retriable = retriable
+        self.timed_out = timed_out
 
 
 class PartitionOffsets(NamedTuple):
@@ -221,7 +225,8 @@ def _kafka_python_errors() -> Iterator[None]:
         yield
     except kafka.errors.KafkaError as error:
         # str() of a kafka-python error starts with its class name (KafkaTimeoutError: ...).
-        raise KafkaClientError(str(error), bool(error.retriable)) from error
+        raise KafkaClientError(str(error), bool(error.retriable),
+                               timed_out=isinstance(error, kafka.errors.KafkaTimeoutError)) from error
 
 
 def _kafka_python_consumer_kwargs(settings: ConsumerSettings) -> dict[str, Any]:
@@ -386,7 +391,8 @@ _NO_GROUP = "metafix-no-commits"
 
 def _confluent_error(error: _ck.KafkaError) -> KafkaClientError:
     retriable = error.retriable() or error.code() in _RETRIABLE_CODES
-    return KafkaClientError(f"{error.name()}: {error.str()}", retriable and not error.fatal())
+    return KafkaClientError(f"{error.name()}: {error.str()}", retriable and not error.fatal(),
+                            timed_out=error.code() == _ck.KafkaError._TIMED_OUT)
 
 
 @contextmanager
@@ -475,6 +481,7 @@ class _ConfluentPartitionConsumer:
         self._committer: ThreadPoolExecutor | None = None
         self._pending_commit: Future | None = None
         self._commit_guard = threading.Lock()
+        self._closed = False
         self.seek(offset)
 
     def seek(self, offset: int) -> None:
@@ -489,9 +496,12 @@ class _ConfluentPartitionConsumer:
 
     def highwater(self) -> int | None:
         # The cached high watermark is refreshed by every fetch response: no broker round trip.
-        _, high = self._consumer.get_watermark_offsets(
-            _ck.TopicPartition(self._topic, self._partition), cached=True
-        )
+        try:
+            _, high = self._consumer.get_watermark_offsets(
+                _ck.TopicPartition(self._topic, self._partition), cached=True
+            )
+        except RuntimeError:
+            return None  # Closed meanwhile (replaced, or the read torn down): it knows nothing.
         return None if high == _OFFSET_INVALID or high < 0 else high
 
     def poll(self, max_records: int, timeout_ms: int) -> list[KafkaRecord]:
@@ -521,9 +531,12 @@ class _ConfluentPartitionConsumer:
         # own and the caller waits at most timeout_ms, as kafka-python's commit does; one
         # still waiting fails the next ones at once, and a later bundle commits again.
         with self._commit_guard:
+            if self._closed:
+                # A finalizer that picked this consumer up just before it was replaced.
+                raise KafkaClientError("the partition's consumer was closed", retriable=True)
             if self._pending_commit is not None and not self._pending_commit.done():
                 raise KafkaClientError("an earlier offset commit is still waiting for the coordinator",
-                                       retriable=True)
+                                       retriable=True, timed_out=True)
             if self._committer is None:
                 self._committer = ThreadPoolExecutor(1, thread_name_prefix="metafix-commit")
             self._pending_commit = self._committer.submit(self._commit_now, offset)
@@ -531,7 +544,8 @@ class _ConfluentPartitionConsumer:
         try:
             pending.result(timeout=timeout_ms / 1000)
         except FutureTimeout:
-            raise KafkaClientError(f"no answer to the offset commit in {timeout_ms} ms", retriable=True) from None
+            raise KafkaClientError(f"no answer to the offset commit in {timeout_ms} ms",
+                                   retriable=True, timed_out=True) from None
 
     def _commit_now(self, offset: int) -> None:
         with _confluent_errors():
@@ -541,7 +555,10 @@ class _ConfluentPartitionConsumer:
 
     def close(self) -> None:
         # librdkafka's close() waits for outstanding commits in any case; letting the
-        # commit's thread finish first keeps it from using the client while close() frees it.
+        # commit's thread finish first keeps it from using the client while close() frees it,
+        # and no commit may start after that.
+        with self._commit_guard:
+            self._closed = True
         if self._committer is not None:
             self._committer.shutdown(wait=True)
         self._consumer.close()

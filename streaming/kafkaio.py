@@ -43,7 +43,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -124,6 +124,10 @@ class ConsumerConfig:
     # A commit waits this long for the group coordinator; a failed commit is retried by the
     # next finalized bundle, which commits a later offset.
     commit_timeout_ms: int = 10_000
+    # A partition consumer that delivers nothing for this long while the broker holds records
+    # past it, or whose commits keep failing this long while the broker answers, is replaced
+    # (_StallWatch).
+    stall_timeout_ms: int = 30_000
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
     client: ClientName = DEFAULT_CLIENT
     # An unbounded read lists its topics this often and reads the partitions added since;
@@ -143,8 +147,8 @@ class ConsumerConfig:
             raise ValueError(f"stop must be None, 'end' or a ms timestamp, got {self.stop!r}")
         if self.start == "committed" and self.group_id is None:
             raise ValueError("start='committed' needs a group_id")
-        if self.max_records_per_call < 1 or self.poll_timeout_ms < 1:
-            raise ValueError("max_records_per_call and poll_timeout_ms must be positive")
+        if self.max_records_per_call < 1 or self.poll_timeout_ms < 1 or self.stall_timeout_ms < 1:
+            raise ValueError("max_records_per_call, poll_timeout_ms and stall_timeout_ms must be positive")
         if self.partition_discovery_interval_s is not None and self.partition_discovery_interval_s <= 0:
             raise ValueError("partition_discovery_interval_s must be positive (or None: no discovery)")
 
@@ -433,6 +437,119 @@ class _WatchPartitionsFn(beam.DoFn, RestrictionProvider):
         return list(_partition_reads(self._metadata, self._config, topic, ids, start))
 
 
+@dataclass
+class _PartitionHealth:
+    """What _StallWatch knows of one partition's current consumer."""
+
+    # Since when the consumer has delivered nothing (or since a probe found it caught up).
+    quiet_since: float
+    # Since when its offset commits have got no answer, every one; None after one answered
+    # (done, or refused: a refusal is an answer).
+    unanswered_since: float | None = None
+    last_probe: float = float("-inf")
+    probing: bool = False
+    replace_because: str | None = None
+
+
+class _StallProbe(NamedTuple):
+    """A question to the broker, asked on behalf of one partition's consumer."""
+
+    tp: tuple[str, int]
+    position: int
+    asked_at: float
+
+
+class _StallWatch:
+    """Finds partition consumers that stopped working while their broker still answers.
+
+    A librdkafka consumer given its partition with assign() can come back from a broker
+    restart unable to fetch or commit, for good (librdkafka issue 5153, open, reports one
+    that stops reading; only a new consumer helps). Here, after a 17-s restart, one of a job's three partition consumers
+    fetched nothing and got no answer to any commit for the 5 minutes the test waited,
+    while the other two, in the same process and group, went on.
+
+    The reader tells the watch what its consumers do. A consumer that has delivered nothing
+    for ``stall_s``, or whose commits have all gone unanswered for ``stall_s``, is checked by asking
+    the broker, from another client, for the partition's end offset (``probe_due``, then
+    ``probed``). The consumer is marked for replacement only if that client gets an answer,
+    and, for a quiet one, only if the broker holds records past the consumer's position. So
+    an outage (nobody gets answers) or a quiet partition (nothing to read) replaces nothing.
+    A partition is probed at most once per ``stall_s``.
+    """
+
+    def __init__(self, stall_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stall_s = stall_s
+        self._clock = clock
+        self._health: dict[tuple[str, int], _PartitionHealth] = {}
+        self._guard = threading.Lock()
+
+    def started(self, tp: tuple[str, int]) -> None:
+        """A new consumer reads the partition: it has a clean record."""
+        with self._guard:
+            self._health[tp] = _PartitionHealth(quiet_since=self._clock())
+
+    def delivered(self, tp: tuple[str, int]) -> None:
+        with self._guard:
+            if tp in self._health:
+                self._health[tp].quiet_since = self._clock()
+
+    def commit_answered(self, tp: tuple[str, int]) -> None:
+        with self._guard:
+            if tp in self._health:
+                self._health[tp].unanswered_since = None
+
+    def commit_unanswered(self, tp: tuple[str, int]) -> None:
+        with self._guard:
+            health = self._health.get(tp)
+            if health is not None and health.unanswered_since is None:
+                health.unanswered_since = self._clock()
+
+    def probe_due(self, tp: tuple[str, int], position: int) -> _StallProbe | None:
+        """A probe to run now for this partition's consumer, at `position`, or None."""
+        now = self._clock()
+        with self._guard:
+            health = self._health.get(tp)
+            if (health is None or health.probing or health.replace_because is not None
+                    or now - health.last_probe < self._stall_s):
+                return None
+            quiet = now - health.quiet_since >= self._stall_s
+            unanswered = health.unanswered_since is not None and now - health.unanswered_since >= self._stall_s
+            if not (quiet or unanswered):
+                return None
+            health.probing = True
+            health.last_probe = now
+            return _StallProbe(tp, position, now)
+
+    def probed(self, probe: _StallProbe, end_offset: int | None) -> None:
+        """The probe's answer: the partition's end offset, or None when the broker did not answer."""
+        with self._guard:
+            health = self._health.get(probe.tp)
+            if health is None:
+                return
+            health.probing = False
+            if end_offset is None:
+                return  # The broker is away for everyone: not this consumer's fault.
+            if health.unanswered_since is not None and health.unanswered_since <= probe.asked_at - self._stall_s:
+                health.replace_because = (f"its offset commits got no answer for {self._stall_s:.0f} s "
+                                          "while the broker answers another client")
+            elif health.quiet_since <= probe.asked_at - self._stall_s:
+                if end_offset > probe.position:
+                    health.replace_because = (f"it delivered nothing for {self._stall_s:.0f} s while the "
+                                              f"broker holds offsets {probe.position} to {end_offset - 1}")
+                else:
+                    # A quiet partition: nothing to read. Ask again after another stall_s.
+                    health.quiet_since = self._clock()
+
+    def replacement(self, tp: tuple[str, int]) -> str | None:
+        """Why the partition's consumer must be replaced, or None; asking clears the mark."""
+        with self._guard:
+            health = self._health.get(tp)
+            if health is None or health.replace_because is None:
+                return None
+            reason, health.replace_because = health.replace_because, None
+            return reason
+
+
 class _PartitionConsumers:
     """The partition consumers of one read, shared by every copy of its DoFn in this process.
 
@@ -445,12 +562,19 @@ class _PartitionConsumers:
     The stream's rate went from 7.6-9.1k to 8.9-9.7k events/s, and its resident memory
     fell by about 0.5 GB: each consumer prefetches up to 32 MB.
 
-    ``lock(tp)`` is held while a bundle polls a partition's consumer, and while a finalizer
-    commits with one that is not thread-safe (kafka-python's).
+    ``lock(tp)`` is held while a bundle polls a partition's consumer, while a finalizer
+    commits with one that is not thread-safe (kafka-python's), and while a stalled consumer is
+    replaced.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, config: ConsumerConfig) -> None:
+        self._config = config
         self.consumers: dict[tuple[str, int], PartitionConsumer] = {}
+        self.stalls = _StallWatch(config.stall_timeout_ms / 1000)
+        # The client that probes for _StallWatch: made on first use, used by one probe at a time.
+        self._prober: MetadataClient | None = None
+        self._probe_guard = threading.Lock()
+        self._closed = False
         # Per partition: (time of the first failure in a row, failures in a row).
         self.read_failures: dict[tuple[str, int], tuple[float, int]] = {}
         # Partitions whose last offset commit failed (coordinator away, a group rebalancing):
@@ -465,6 +589,46 @@ class _PartitionConsumers:
         with self._guard:
             return self._locks.setdefault(tp, threading.Lock())
 
+    def replace_if_stalled(self, tp: tuple[str, int]) -> str | None:
+        """Drops the partition's consumer if _StallWatch marked it; the caller holds lock(tp).
+
+        Returns why, or None. The next bundle opens a new consumer at its restriction's start,
+        right after the last record emitted: nothing is skipped or read twice. The old one is
+        closed in the background: librdkafka's close() waits for the commits it holds.
+        """
+        reason = self.stalls.replacement(tp)
+        if reason is None:
+            return None
+        stalled = self.consumers.pop(tp, None)
+        if stalled is not None:
+            _run_in_background(f"metafix-close-{tp[0]}-{tp[1]}", stalled.close)
+        return reason
+
+    def probe(self, probe: _StallProbe) -> None:
+        """Asks the broker for the probed partition's end offset, off the reading thread."""
+        _run_in_background(f"metafix-probe-{probe.tp[0]}-{probe.tp[1]}", self._probe, probe)
+
+    def _probe(self, probe: _StallProbe) -> None:
+        topic, partition = probe.tp
+        end: int | None = None
+        try:
+            with self._probe_guard:
+                if self._closed:
+                    return  # Torn down meanwhile: the job is stopping.
+                if self._prober is None:
+                    self._prober = kafka_client(self._config.client).metadata(self._config.settings())
+                end = self._prober.offsets(topic, [partition], with_committed=False)[partition].end
+        except Exception as error:  # noqa: BLE001 - a probe that fails is no answer; the job goes on
+            log.info("probing %s[%d] got no answer: %s", topic, partition, error)
+        self.stalls.probed(probe, end)
+
+    def _close_prober(self) -> None:
+        with self._probe_guard:
+            self._closed = True
+            prober, self._prober = self._prober, None
+        if prober is not None:
+            prober.close()
+
     def close_all(self) -> None:
         # At shutdown the harness tears DoFns down from another thread while a bundle may
         # still open a consumer: close the ones there are, without iterating the live dict.
@@ -472,10 +636,8 @@ class _PartitionConsumers:
         # Each on a thread of its own, all within one bound (CONSUMER_CLOSE_TIMEOUT_S). A consumer
         # still closing after it is left to finish on its thread: librdkafka gives up on the
         # commits in the end (43 s here), and a process that exits first ends the thread.
-        closing = [threading.Thread(target=c.close, name=f"metafix-close-{tp[0]}-{tp[1]}", daemon=True)
-                   for tp, c in consumers.items()]
-        for thread in closing:
-            thread.start()
+        closing = [_run_in_background(f"metafix-close-{tp[0]}-{tp[1]}", c.close) for tp, c in consumers.items()]
+        closing.append(_run_in_background("metafix-close-prober", self._close_prober))
         deadline = time.monotonic() + CONSUMER_CLOSE_TIMEOUT_S
         for thread in closing:
             thread.join(max(deadline - time.monotonic(), 0))
@@ -483,6 +645,13 @@ class _PartitionConsumers:
         if left:
             log.warning("%d Kafka consumer(s) still closing after %d s, left behind: %s",
                         len(left), CONSUMER_CLOSE_TIMEOUT_S, ", ".join(left))
+
+
+def _run_in_background(name: str, target: Callable[..., None], *args: Any) -> threading.Thread:
+    # A daemon thread: a client call the broker never answers must not keep the process alive.
+    thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 _shared_consumers: dict[ConsumerConfig, _PartitionConsumers] = {}
@@ -507,7 +676,7 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
         # copies of the DoFn (_PartitionConsumers); never pickled.
         self._client = kafka_client(self._config.client)
         with _shared_consumers_guard:
-            self._shared = _shared_consumers.setdefault(self._config, _PartitionConsumers())
+            self._shared = _shared_consumers.setdefault(self._config, _PartitionConsumers(self._config))
             self._shared.users += 1
         self._read_failures = self._shared.read_failures
         self._commit_behind = self._shared.commit_behind
@@ -515,6 +684,7 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
         self._commits = Metrics.counter("kafkaio", "offset_commits")
         self._commit_failures = Metrics.counter("kafkaio", "offset_commit_failures")
         self._read_retries = Metrics.counter("kafkaio", "read_retries")
+        self._replacements = Metrics.counter("kafkaio", "stalled_consumers_replaced")
 
     def teardown(self) -> None:
         # The last copy to go closes the consumers; a later setup starts afresh.
@@ -578,6 +748,7 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
         tp = (partition.topic, partition.partition)
         try:
             with self._shared.lock(tp):
+                self._replace_if_stalled(tp)
                 consumer = self._consumer_at(tp, restriction.start)
                 polled = self._poll(consumer)
                 position = consumer.position()
@@ -585,6 +756,7 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
         except KafkaClientError as error:
             if not error.retriable:
                 raise
+            self._watch_for_stall(tp, restriction.start, delivered=False)
             # The broker is away (a restart, say). Nothing was claimed, so the residual
             # retries from the same offset, after a back-off; the pause stands in for the
             # resume delay that FnApiRunner does not honour.
@@ -593,6 +765,7 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
             tracker.defer_remainder(Duration.of(delay_s))
             return
         self._read_failures.pop(tp, None)
+        self._watch_for_stall(tp, position, delivered=bool(polled))
         live_metrics.record_poll(tp[0], tp[1], position, highwater)
         # Records at or past the stop of a bounded read are not ours; the rest is claimed
         # at once by claiming its last offset.
@@ -621,12 +794,27 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
             self._advance_watermark(watermark_estimator, _is_caught_up(position, highwater), polled)
             tracker.defer_remainder()
 
+    def _replace_if_stalled(self, tp: tuple[str, int]) -> None:
+        reason = self._shared.replace_if_stalled(tp)
+        if reason is not None:
+            self._replacements.inc()
+            log.warning("replacing the consumer of %s[%d]: %s", tp[0], tp[1], reason)
+
+    def _watch_for_stall(self, tp: tuple[str, int], position: int, delivered: bool) -> None:
+        stalls = self._shared.stalls
+        if delivered:
+            stalls.delivered(tp)
+        probe = stalls.probe_due(tp, position)
+        if probe is not None:
+            self._shared.probe(probe)
+
     def _consumer_at(self, tp: tuple[str, int], offset: int) -> PartitionConsumer:
         consumers = self._shared.consumers
         consumer = consumers.get(tp)
         if consumer is None:
             consumer = self._client.partition_consumer(self._config.settings(), tp[0], tp[1], offset)
             consumers[tp] = consumer
+            self._shared.stalls.started(tp)
         elif consumer.position() != offset:
             # A residual from another worker, or a retried bundle: resume where it says.
             consumer.seek(offset)
@@ -681,14 +869,23 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
                 consumer.commit(offset, self._config.commit_timeout_ms)
             else:
                 with self._shared.lock(tp):
+                    # Looked up again under the lock: the consumer may have been replaced.
+                    consumer = self._shared.consumers.get(tp)
+                    if consumer is None:
+                        return
                     consumer.commit(offset, self._config.commit_timeout_ms)
             self._commits.inc()
             self._commit_behind.discard(tp)
+            self._shared.stalls.commit_answered(tp)
         except KafkaClientError as error:
             # Best effort, like any finalization: the partition's next finalized bundle commits
             # again, and a crash before then only re-reads records.
             self._commit_failures.inc()
             self._commit_behind.add(tp)
+            if error.timed_out:
+                self._shared.stalls.commit_unanswered(tp)
+            else:
+                self._shared.stalls.commit_answered(tp)
             log.warning("committing %s[%d] at %d failed: %s", tp[0], tp[1], offset, error)
 
 

@@ -14,6 +14,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import apache_beam as beam
+import confluent_kafka
 import pytest
 from apache_beam.io.restriction_trackers import OffsetRange
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
@@ -47,6 +48,7 @@ from streaming.kafkaio import (
     StartPosition,
     WriteToKafka,
     WriteToKafkaTopics,
+    _StallWatch,
     _WatchPartitionsFn,
     _WriteFn,
     discovered_partition_start,
@@ -159,6 +161,97 @@ def test_partition_tracker_splits_only_to_checkpoint(stop: int) -> None:
     assert tracker.try_split(0.5) is None
     primary, residual = tracker.try_split(0)
     assert (primary.start, primary.stop, residual.start, residual.stop) == (0, 6, 6, stop)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+TP = ("events", 0)
+
+
+def stall_watch(stall_s: float = 30) -> tuple[_StallWatch, Clock]:
+    clock = Clock()
+    watch = _StallWatch(stall_s, clock)
+    watch.started(TP)
+    return watch, clock
+
+
+def test_a_consumer_quiet_for_the_stall_time_with_records_waiting_is_replaced_once() -> None:
+    watch, clock = stall_watch()
+    clock.now += 29
+    assert watch.probe_due(TP, position=672) is None
+    clock.now += 1
+    probe = watch.probe_due(TP, position=672)
+    assert probe is not None
+    assert watch.probe_due(TP, position=672) is None  # one probe at a time
+    watch.probed(probe, end_offset=700)
+    assert "offsets 672 to 699" in watch.replacement(TP)
+    assert watch.replacement(TP) is None
+    watch.started(TP)  # the new consumer starts with a clean record
+    clock.now += 29
+    assert watch.probe_due(TP, position=672) is None
+
+
+def test_a_quiet_partition_with_nothing_to_read_keeps_its_consumer_and_is_asked_again_later() -> None:
+    watch, clock = stall_watch()
+    clock.now += 30
+    watch.probed(watch.probe_due(TP, position=672), end_offset=672)
+    assert watch.replacement(TP) is None
+    clock.now += 29
+    assert watch.probe_due(TP, position=672) is None
+    clock.now += 1
+    assert watch.probe_due(TP, position=672) is not None
+
+
+def test_an_outage_replaces_nothing_and_the_next_probe_waits_a_stall_time() -> None:
+    watch, clock = stall_watch()
+    watch.commit_unanswered(TP)
+    clock.now += 30
+    watch.probed(watch.probe_due(TP, position=672), end_offset=None)  # nobody gets answers
+    assert watch.replacement(TP) is None
+    clock.now += 29
+    assert watch.probe_due(TP, position=672) is None
+    clock.now += 1
+    watch.probed(watch.probe_due(TP, position=672), end_offset=700)  # the broker is back
+    assert watch.replacement(TP) is not None
+
+
+def test_a_delivery_while_the_probe_is_out_cancels_its_verdict() -> None:
+    watch, clock = stall_watch()
+    clock.now += 30
+    probe = watch.probe_due(TP, position=672)
+    clock.now += 1
+    watch.delivered(TP)
+    watch.probed(probe, end_offset=700)
+    assert watch.replacement(TP) is None
+
+
+def test_commits_unanswered_for_the_stall_time_replace_a_consumer_that_still_reads() -> None:
+    watch, clock = stall_watch()
+    watch.commit_unanswered(TP)
+    for _ in range(30):
+        clock.now += 1
+        watch.delivered(TP)
+        watch.commit_unanswered(TP)
+    probe = watch.probe_due(TP, position=900)
+    assert probe is not None
+    watch.probed(probe, end_offset=900)
+    assert "commits got no answer" in watch.replacement(TP)
+
+
+def test_a_commit_answered_even_with_a_refusal_clears_the_unanswered_ones() -> None:
+    watch, clock = stall_watch()
+    watch.commit_unanswered(TP)
+    clock.now += 29
+    watch.delivered(TP)
+    watch.commit_answered(TP)
+    clock.now += 1
+    assert watch.probe_due(TP, position=900) is None
 
 
 def test_kafka_python_checks_crcs_with_the_native_crc32c() -> None:
@@ -745,6 +838,50 @@ def test_a_failed_offset_commit_is_made_good_by_the_next_bundle_even_if_it_reads
         fn.teardown()
 
     assert committed_offsets(kafka_bootstrap, group) == {0: 10}
+
+
+def stop_fetching(consumer: object) -> None:
+    """Makes a real partition consumer deliver nothing more: what librdkafka's does, for good,
+    after some broker restarts (that cannot be caused on demand)."""
+    inner = consumer._consumer
+    if isinstance(inner, KafkaConsumer):
+        inner.pause(consumer._tp)
+    else:
+        inner.pause([confluent_kafka.TopicPartition(consumer._topic, consumer._partition)])
+
+
+@pytest.mark.kafka
+def test_a_consumer_that_stops_fetching_is_replaced_where_it_stood_and_a_quiet_one_is_kept(
+    kafka_bootstrap, topic_factory, client
+) -> None:
+    topic = topic_factory("stalled", partitions=1)
+    produce(kafka_bootstrap, topic, [(b"k%d" % i, b"v", 0) for i in range(10)])
+    fn = ReadPartitionFn(ConsumerConfig(kafka_bootstrap, (topic,), stall_timeout_ms=1000, client=client))
+    fn.setup()
+    partition = PartitionRead(topic, 0, 0, None, 10)
+    finalizer = BundleFinalizer()
+
+    def read_from(start: int, seconds: float, until: int | None = None) -> list[int]:
+        offsets: list[int] = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and (until is None or len(offsets) < until):
+            offsets += [r.offset for r in read_bundle(fn, partition, start + len(offsets), finalizer)]
+        return offsets
+
+    try:
+        assert read_from(0, 30, until=10) == list(range(10))
+        stalled = fn._shared.consumers[(topic, 0)]
+        stop_fetching(stalled)
+        produce(kafka_bootstrap, topic, [(b"k%d" % i, b"v", 0) for i in range(10, 20)])
+
+        assert read_from(10, 30, until=10) == list(range(10, 20))
+        fresh = fn._shared.consumers[(topic, 0)]
+        assert fresh is not stalled
+        # Caught up, on a partition nobody writes to: probed three times, replaced never.
+        assert read_from(20, 3.5) == []
+        assert fn._shared.consumers[(topic, 0)] is fresh
+    finally:
+        fn.teardown()
 
 
 @pytest.mark.kafka
