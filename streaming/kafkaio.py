@@ -474,13 +474,18 @@ class _StallWatch:
     ``probed``). The consumer is marked for replacement only if that client gets an answer,
     and, for a quiet one, only if the broker holds records past the consumer's position. So
     an outage (nobody gets answers) or a quiet partition (nothing to read) replaces nothing.
-    A partition is probed at most once per ``stall_s``.
+    A partition is probed at most once per ``stall_s``. Offsets can also hold nothing to
+    deliver (transaction markers, records of an aborted or open transaction): a consumer
+    that was already replaced at the same position and still delivers nothing is not replaced
+    again there.
     """
 
     def __init__(self, stall_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._stall_s = stall_s
         self._clock = clock
         self._health: dict[tuple[str, int], _PartitionHealth] = {}
+        # Per partition: the position of the last replacement made because it was quiet.
+        self._replaced_quiet_at: dict[tuple[str, int], int] = {}
         self._guard = threading.Lock()
 
     def started(self, tp: tuple[str, int]) -> None:
@@ -533,11 +538,13 @@ class _StallWatch:
                 health.replace_because = (f"its offset commits got no answer for {self._stall_s:.0f} s "
                                           "while the broker answers another client")
             elif health.quiet_since <= probe.asked_at - self._stall_s:
-                if end_offset > probe.position:
+                if end_offset > probe.position and self._replaced_quiet_at.get(probe.tp) != probe.position:
+                    self._replaced_quiet_at[probe.tp] = probe.position
                     health.replace_because = (f"it delivered nothing for {self._stall_s:.0f} s while the "
                                               f"broker holds offsets {probe.position} to {end_offset - 1}")
                 else:
-                    # A quiet partition: nothing to read. Ask again after another stall_s.
+                    # Nothing to read, or nothing a new consumer could deliver either. Ask
+                    # again after another stall_s.
                     health.quiet_since = self._clock()
 
     def replacement(self, tp: tuple[str, int]) -> str | None:

@@ -221,6 +221,24 @@ def test_an_outage_replaces_nothing_and_the_next_probe_waits_a_stall_time() -> N
     assert watch.replacement(TP) is not None
 
 
+def test_offsets_a_new_consumer_also_delivered_nothing_from_do_not_replace_it_again() -> None:
+    # Transaction markers at the end of the log: the broker's end offset is past the last
+    # record, and no consumer will ever deliver anything there.
+    watch, clock = stall_watch()
+    clock.now += 30
+    watch.probed(watch.probe_due(TP, position=672), end_offset=673)
+    assert watch.replacement(TP) is not None
+    watch.started(TP)
+    clock.now += 30
+    watch.probed(watch.probe_due(TP, position=672), end_offset=673)
+    assert watch.replacement(TP) is None
+    # Records came and went quiet again at a later position: a stall there is a new one.
+    watch.delivered(TP)
+    clock.now += 30
+    watch.probed(watch.probe_due(TP, position=700), end_offset=720)
+    assert watch.replacement(TP) is not None
+
+
 def test_a_delivery_while_the_probe_is_out_cancels_its_verdict() -> None:
     watch, clock = stall_watch()
     clock.now += 30
