@@ -238,6 +238,9 @@ def _kafka_python_consumer_kwargs(settings: ConsumerSettings) -> dict[str, Any]:
         # Only reached when a seek lands outside the log (retention deleted the records).
         "auto_offset_reset": "earliest",
         "max_poll_records": settings.max_poll_records,
+        # As librdkafka does by default: records of aborted (or still open) transactions are
+        # not events.
+        "isolation_level": "read_committed",
         **settings.security.client_kwargs(),
     }
 
@@ -522,6 +525,15 @@ class _ConfluentPartitionConsumer:
             records.append(KafkaRecord(m.topic(), m.partition(), m.offset(), m.timestamp()[1], m.key(), m.value()))
         if records:
             self._position = records[-1].offset + 1
+        else:
+            # Offsets that hold nothing to deliver (transaction markers, records of aborted
+            # transactions) never come out of a poll, so a log ending in a commit marker left
+            # the position short of the end for good: a bounded read never ended, and the
+            # partition never counted as caught up. librdkafka's own position moves past
+            # them as its queue serves them, in order; assign() resets it to invalid.
+            with _confluent_errors():
+                (served,) = self._consumer.position([_ck.TopicPartition(self._topic, self._partition)])
+            self._position = max(self._position, served.offset)
         return records
 
     def commit(self, offset: int, timeout_ms: int) -> None:

@@ -784,6 +784,11 @@ class ReadPartitionFn(beam.DoFn, RestrictionProvider):
         if claimed:
             yield self._output(claimed)
             self._count(tp[0], claimed)
+        # Offsets before the consumer's position that hold nothing to deliver (transaction
+        # markers, records of aborted transactions) are claimed too: the residual then starts
+        # past them, where the consumer is, instead of seeking it back onto them every poll.
+        if restriction.start < position <= restriction.stop and (not claimed or claimed[-1].offset < position - 1):
+            tracker.try_claim(position - 1)
         # Every record before this bundle's start came out in an earlier, completed bundle.
         commit_to = claimed[-1].offset + 1 if claimed else restriction.start
         if self._config.group_id is not None and (claimed or tp in self._commit_behind):

@@ -902,6 +902,77 @@ def test_a_consumer_that_stops_fetching_is_replaced_where_it_stood_and_a_quiet_o
         fn.teardown()
 
 
+def run_bundles(fn: ReadPartitionFn, partition: PartitionRead, timeout_s: float) -> tuple[list[KafkaRecord], int | None]:
+    """Runs the read of `partition` bundle after bundle, each from the last one's residual, as
+    a runner does, for at most `timeout_s`: the records, and where the residual starts (None
+    once the read has ended)."""
+    records: list[KafkaRecord] = []
+    start = partition.start_offset
+    stop = UNBOUNDED if partition.stop_offset is None else partition.stop_offset
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        tracker = ThreadsafeRestrictionTracker(PartitionTracker(OffsetRange(start, stop)))
+        for batch in fn.process(partition, BundleFinalizer(), RestrictionTrackerView(tracker),
+                                ManualWatermarkEstimator(None)):
+            records += batch.value
+        deferred = tracker.deferred_status()
+        if deferred is None:
+            return records, None
+        start = deferred[0].start
+    return records, start
+
+
+@pytest.mark.kafka
+def test_a_bounded_read_of_a_transactional_log_ends_with_only_the_committed_records(
+    kafka_bootstrap, topic_factory, client
+) -> None:
+    topic = topic_factory("transactional", partitions=1)
+    producer = confluent_kafka.Producer({"bootstrap.servers": kafka_bootstrap, "transactional.id": f"{topic}-producer"})
+    producer.init_transactions(30)
+    for keys, commit in ((["c0", "c1", "c2"], True), (["a0", "a1"], False), (["c3", "c4"], True)):
+        producer.begin_transaction()
+        for key in keys:
+            producer.produce(topic, key=key.encode(), value=b"v", partition=0)
+        producer.flush(30)  # or an abort drops the records before they reach the log
+        producer.commit_transaction(30) if commit else producer.abort_transaction(30)
+    # 7 records and 3 transaction markers, the last of them past the last record. The
+    # coordinator writes the markers after the commit returns.
+    assert wait_for(lambda: log_ends(kafka_bootstrap, topic) == (10, 10), timeout_s=30)
+    committed_keys = [b"c0", b"c1", b"c2", b"c3", b"c4"]
+    fn = ReadPartitionFn(ConsumerConfig(kafka_bootstrap, (topic,), stop="end", client=client))
+    fn.setup()
+    try:
+        records, residual = run_bundles(fn, PartitionRead(topic, 0, 0, 10, 10), timeout_s=30)
+    finally:
+        fn.teardown()
+    assert [r.key for r in records] == committed_keys
+    assert records[-1].offset < 9
+    assert residual is None  # the read ended
+    # An unbounded read goes on past the last marker, where its consumer is: it does not
+    # seek back onto the marker at every poll.
+    fn = ReadPartitionFn(ConsumerConfig(kafka_bootstrap, (topic,), client=client))
+    fn.setup()
+    try:
+        records, residual = run_bundles(fn, PartitionRead(topic, 0, 0, None, 10), timeout_s=3)
+    finally:
+        fn.teardown()
+    assert [r.key for r in records] == committed_keys
+    assert residual == 10
+
+
+def log_ends(bootstrap: str, topic: str) -> tuple[int, int]:
+    """The partition's end offset for a reader of committed records, and for any reader."""
+    tp = TopicPartition(topic, 0)
+    ends = []
+    for isolation in ("read_committed", "read_uncommitted"):
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation)
+        try:
+            ends.append(consumer.end_offsets([tp])[tp])
+        finally:
+            consumer.close()
+    return ends[0], ends[1]
+
+
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_reads_writes_and_commits_go_on_after_the_broker_closes_idle_connections(tmp_path: Path, client) -> None:
