@@ -474,10 +474,10 @@ class _StallWatch:
     ``probed``). The consumer is marked for replacement only if that client gets an answer,
     and, for a quiet one, only if the broker holds records past the consumer's position. So
     an outage (nobody gets answers) or a quiet partition (nothing to read) replaces nothing.
-    A partition is probed at most once per ``stall_s``. Offsets can also hold nothing to
-    deliver (transaction markers, records of an aborted or open transaction): a consumer
-    that was already replaced at the same position and still delivers nothing is not replaced
-    again there.
+    A partition is probed at most once per ``stall_s``. Records past the position can also be
+    out of any reader's reach for a while (those of a transaction still open upstream: the
+    end offset librdkafka's probe gets counts them): a consumer that was already replaced at the same
+    position and still delivers nothing is not replaced again there.
     """
 
     def __init__(self, stall_s: float, clock: Callable[[], float] = time.monotonic) -> None:

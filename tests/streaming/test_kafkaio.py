@@ -222,8 +222,8 @@ def test_an_outage_replaces_nothing_and_the_next_probe_waits_a_stall_time() -> N
 
 
 def test_offsets_a_new_consumer_also_delivered_nothing_from_do_not_replace_it_again() -> None:
-    # Transaction markers at the end of the log: the broker's end offset is past the last
-    # record, and no consumer will ever deliver anything there.
+    # A transaction still open upstream: the broker's end offset counts records that no
+    # reader of committed records gets until it ends, however new the consumer.
     watch, clock = stall_watch()
     clock.now += 30
     watch.probed(watch.probe_due(TP, position=672), end_offset=673)
