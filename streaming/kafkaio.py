@@ -464,20 +464,21 @@ class _StallWatch:
 
     A librdkafka consumer given its partition with assign() can come back from a broker
     restart unable to fetch or commit, for good (librdkafka issue 5153, open, reports one
-    that stops reading; only a new consumer helps). Here, after a 17-s restart, one of a job's three partition consumers
-    fetched nothing and got no answer to any commit for the 5 minutes the test waited,
-    while the other two, in the same process and group, went on.
+    that stops reading; only a new consumer helps). Here, after a 17-s restart, one of a
+    job's three partition consumers fetched nothing and got no answer to any commit for the
+    5 minutes the test waited, while the other two, in the same process and group, went on.
 
     The reader tells the watch what its consumers do. A consumer that has delivered nothing
-    for ``stall_s``, or whose commits have all gone unanswered for ``stall_s``, is checked by asking
-    the broker, from another client, for the partition's end offset (``probe_due``, then
-    ``probed``). The consumer is marked for replacement only if that client gets an answer,
-    and, for a quiet one, only if the broker holds records past the consumer's position. So
-    an outage (nobody gets answers) or a quiet partition (nothing to read) replaces nothing.
-    A partition is probed at most once per ``stall_s``. Records past the position can also be
-    out of any reader's reach for a while (those of a transaction still open upstream: the
-    end offset librdkafka's probe gets counts them): a consumer that was already replaced at the same
-    position and still delivers nothing is not replaced again there.
+    for ``stall_s``, or whose commits have all gone unanswered for ``stall_s``, is checked by
+    asking the broker, from another client, for the partition's end offset (``probe_due``,
+    then ``probed``). The consumer is marked for replacement only if that client gets an
+    answer, and, for a quiet one, only if the broker holds records past the consumer's
+    position. So an outage (nobody gets answers) or a quiet partition (nothing to read)
+    replaces nothing. A partition is probed at most once per ``stall_s``. Records past the
+    position can also be out of any reader's reach for a while (those of a transaction still
+    open upstream: the end offset librdkafka's probe gets counts them): a consumer that was
+    already replaced at the same position and still delivers nothing is not replaced again
+    there.
     """
 
     def __init__(self, stall_s: float, clock: Callable[[], float] = time.monotonic) -> None:
