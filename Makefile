@@ -35,6 +35,13 @@ $(PRISM):
 	mkdir -p $(STATE)/bin
 	GOBIN=$(abspath $(STATE)/bin) GOFLAGS=-mod=mod go install github.com/apache/beam/sdks/v2/go/cmd/prism@v$(BEAM_VERSION)
 
+# transforms/ compiled with Cython; transforms/native.py imports the build only while it is current.
+COMPILED := .compiled/transforms/SOURCES.json
+$(COMPILED): $(VENV)/.installed harness/compiled.py $(wildcard transforms/*.py)
+	$(PY) -m harness.compiled
+
+compiled: $(COMPILED) ## Compile transforms/ with Cython into .compiled/ (the targets that run the job do this first)
+
 prism: $(PRISM) ## Build Beam's Prism runner (the local streaming runner) from the Go module proxy
 
 kafka-jars: venv ## Fetch the pinned Apache Kafka jars from Maven Central (cached in ~/.m2)
@@ -61,20 +68,20 @@ $(MODEL_DIR)/LATEST: | venv
 model: venv ## Train, evaluate-on-validation and export the default model into model/export/<version>
 	$(VENV)/bin/metafix train --output-dir $(MODEL_DIR) --config full
 
-evaluate: $(MODEL_DIR)/LATEST ## Evaluate the default model against the rules-only baseline (JSON + report)
+evaluate: $(MODEL_DIR)/LATEST $(COMPILED) ## Evaluate the default model against the rules-only baseline (JSON + report)
 	$(VENV)/bin/metafix evaluate --model-dir $(MODEL_DIR) --json $(MODEL_DIR)/evaluation.json
 
 # --durations: the suite is over its 25-minute budget on a slow day; each run says where the time goes.
-test: venv prism kafka-jars registry-app flink-job-server ## Run the whole suite, Flink included (starts its own Kafka broker)
+test: venv $(COMPILED) prism kafka-jars registry-app flink-job-server ## Run the whole suite, Flink included (starts its own Kafka broker)
 	$(VENV)/bin/pytest --durations=25 $(PYTEST_ARGS)
 
-test-unit: venv ## The fast loop (under 2 minutes): no broker, no Prism, no Flink, nothing marked slow
+test-unit: venv $(COMPILED) ## The fast loop (under 2 minutes): no broker, no Prism, no Flink, nothing marked slow
 	$(VENV)/bin/pytest -m "not kafka and not prism and not flink and not slow" $(PYTEST_ARGS)
 
 flink-job-server: venv ## Resolve Beam's Flink job server (embedded Flink 1.19) from Maven Central into .state/flink
 	$(PY) -m harness.flink jar
 
-test-flink: venv prism kafka-jars flink-job-server ## Only the Flink tests: replay and streaming job on Flink (parallelism 2), compared with Prism
+test-flink: venv $(COMPILED) prism kafka-jars flink-job-server ## Only the Flink tests: replay and streaming job on Flink (parallelism 2), compared with Prism
 	$(VENV)/bin/pytest -m flink
 
 dataflow-template: ## Build the Dataflow Flex Template image and spec (needs docker, gcloud, GCP_PROJECT; see README, Deploying)
@@ -86,18 +93,18 @@ dataflow-template: ## Build the Dataflow Flex Template image and spec (needs doc
 	gcloud dataflow flex-template build $(TEMPLATE_PATH) --project $(GCP_PROJECT) \
 		--image $(TEMPLATE_IMAGE) --sdk-language PYTHON --metadata-file dataflow/metadata.json
 
-demo: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Run the streaming job on a local broker with a realistic event stream
+demo: venv $(COMPILED) prism kafka-jars $(MODEL_DIR)/LATEST ## Run the streaming job on a local broker with a realistic event stream
 	$(PY) -m harness.demo --model-dir $(MODEL_DIR)
 
-bench: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Measure throughput, latency, replay and memory, each repeated (min, median); BENCH_QUICK=1 for a short run; writes bench/results/latest.json
+bench: venv $(COMPILED) prism kafka-jars $(MODEL_DIR)/LATEST ## Measure throughput, latency, replay and memory, each repeated (min, median); BENCH_QUICK=1 for a short run; writes bench/results/latest.json
 	$(PY) -m bench.run --model-dir $(MODEL_DIR)
 
 SOAK_MINUTES ?= 30
 SOAK_RATE ?= 1000
-soak: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Run the job for SOAK_MINUTES (30) at SOAK_RATE (1000) events/s; memory, lag, every event accounted; writes bench/results/soak.json
+soak: venv $(COMPILED) prism kafka-jars $(MODEL_DIR)/LATEST ## Run the job for SOAK_MINUTES (30) at SOAK_RATE (1000) events/s; memory, lag, every event accounted; writes bench/results/soak.json
 	$(PY) -m bench.soak --minutes $(SOAK_MINUTES) --rate $(SOAK_RATE) --model-dir $(MODEL_DIR)
 
-chaos: venv prism kafka-jars $(MODEL_DIR)/LATEST ## Fault scenarios (crash, broker restart, output loss, hostile input, model, SASL); writes bench/results/chaos.json
+chaos: venv $(COMPILED) prism kafka-jars $(MODEL_DIR)/LATEST ## Fault scenarios (crash, broker restart, output loss, hostile input, model, SASL); writes bench/results/chaos.json
 	$(PY) -m harness.chaos --model-dir $(MODEL_DIR)
 
 ARCHIVE_DIR ?= archive
@@ -110,4 +117,4 @@ lint: venv ## ruff
 clean: ## Remove broker state and caches (keeps the virtualenv and the model)
 	rm -rf $(STATE)/kafka-* .pytest_cache
 
-.PHONY: help venv prism kafka-jars kafka-up kafka-down registry-app registry-up registry-down model evaluate test test-unit flink-job-server test-flink dataflow-template demo bench soak chaos compact lint clean
+.PHONY: help venv compiled prism kafka-jars kafka-up kafka-down registry-app registry-up registry-down model evaluate test test-unit flink-job-server test-flink dataflow-template demo bench soak chaos compact lint clean

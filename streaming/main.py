@@ -48,6 +48,7 @@ from streaming.runners import (
     streams_one_stage_only,
     with_local_defaults,
 )
+from transforms import native, policy
 
 log = logging.getLogger("metafix")
 
@@ -88,7 +89,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     shorten_state_sampling()
     result = pipeline.run()
     submitted.append(result)
-    log.info("metafix stream: running; reading %s, writing %s", config.input_topic, config.output_topic)
+    log.info("metafix stream: running; reading %s, writing %s; field logic %s", config.input_topic,
+             config.output_topic, "compiled" if native.is_compiled(policy) else "from source")
     failure = _wait_until_stopped(result)
     print_summary(result, metrics_file=o.metrics_file)
     if metrics_server is not None:

@@ -158,7 +158,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Built from a copy: setuptools writes build/ and *.egg-info beside the setup.py it runs.
     source = tmp_path_factory.mktemp("source") / "metafix"
     shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", ".state", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", "export"))
+        ".git", ".venv", ".state", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", "export", ".compiled"))
     out = tmp_path_factory.mktemp("wheel")
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), "."],
