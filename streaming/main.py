@@ -91,8 +91,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     submitted.append(result)
     log.info("metafix stream: running; reading %s, writing %s; field logic %s", config.input_topic,
              config.output_topic, "compiled" if native.is_compiled(policy) else "from source")
-    failure = _wait_until_stopped(result)
-    print_summary(result, metrics_file=o.metrics_file)
+    try:
+        failure = _wait_until_stopped(result)
+    finally:
+        # Whatever went wrong while stopping, the counts so far are written out.
+        print_summary(result, metrics_file=o.metrics_file)
     if metrics_server is not None:
         metrics_server.shutdown()
     if failure is not None:

@@ -180,10 +180,12 @@ def test_the_job_runs_through_sasl_ssl_and_the_password_shows_nowhere(
         assert reader.read_until(covers(s.coordinate for s in sent), timeout_s=300, job=job), job.log_tail()
         command_lines = process_tree_cmdlines(job.pid)
     finally:
-        job.stop()
+        stopped = job.stop()
         reader.drain(quiet_s=1)
         reader.close()
 
+    # Stopped by SIGTERM, the job exits 0 after writing its summary and metrics file.
+    assert (stopped, metrics_file.exists()) == (0, True), job.log_tail()
     accounting = account(sent, reader)
     assert (accounting.lost, accounting.unexpected) == (0, 0)
     assert reader.outputs and reader.dead
