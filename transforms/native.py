@@ -9,7 +9,8 @@ build: a stale build is never imported. ``METAFIX_PURE_PYTHON=1`` runs the
 sources regardless.
 
 The build compiles the modules as they are, with Python's semantics (annotations
-are not enforced as C types): the same code, in about a third less CPU.
+are not enforced as C types): the same code, in less CPU (the policy on real
+tracks: 11.9 µs per record against 16.7, ``bench/policy_cost.py``).
 """
 
 from __future__ import annotations
