@@ -239,6 +239,14 @@ class CorrectionSettings:
     profile_dir: str | None = None
     # How often a worker looks for a newer LATEST, at bundle start.
     profile_refresh_s: float = 60.0
+    # True: profile_dir is written by an earlier step of the same pipeline (a replay's
+    # profile of its input), so it is loaded at the first batch: a runner may set DoFns
+    # up before that step has run.
+    profile_from_pipeline: bool = False
+
+    def __post_init__(self) -> None:
+        if self.profile_from_pipeline and not self.profile_dir:
+            raise ValueError("profile_from_pipeline needs the profile_dir that the pipeline writes")
 
 
 # Far above every field's max_chars: values longer than this are broken or hostile input.
@@ -310,16 +318,19 @@ class CorrectBatchFn(beam.DoFn):
         self._model_version = self._predictor.version
         self._scorer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="metafix-model")
         self._counters = _Counters()
-        profile_dir = settings.profile_dir or bundled_profile_dir(self._predictor.version_dir)
         self._latest_profile = None
+        self._profile = None
+        if not settings.profile_from_pipeline:
+            self._load_profile(settings.profile_dir or bundled_profile_dir(self._predictor.version_dir))
+        settle_heap()
+
+    def _load_profile(self, profile_dir: str | None) -> None:
         if profile_dir is not None:
-            refresh_s = settings.profile_refresh_s
+            refresh_s = self._settings.profile_refresh_s
             # The holder is kept for the same reason as the model's.
             self._profile_holder = self._profile_handle.acquire(
                 lambda: _LoadedProfile(profile_dir, refresh_s), tag=f"{profile_dir}@{refresh_s}")
             self._latest_profile = self._profile_holder.latest
-        self._profile = None
-        settle_heap()
 
     def teardown(self) -> None:
         self._scorer.shutdown(wait=False)
@@ -332,6 +343,10 @@ class CorrectBatchFn(beam.DoFn):
         self._profile = profile
 
     def process(self, decoded: DecodedBatch) -> Iterator[CatalogBatch]:
+        if self._latest_profile is None and self._settings.profile_from_pipeline:
+            self._load_profile(self._settings.profile_dir)
+            self._profile = self._latest_profile.current()
+            gc.freeze()  # loaded now, and kept: frozen as settle_heap freezes what setup loads
         chunks = [decoded.events[start:end] for start, end in chunk_bounds(len(decoded.events),
                                                                             self._settings.batch_size)]
         corrected: list[dict] = []

@@ -110,9 +110,12 @@ def line_ranges(path: str, file_index: int, records_per_range: int = RECORDS_PER
 
 
 class _ListRangesFn(beam.DoFn):
-    """All matched files (one element: their sorted metadata) to FileRanges."""
+    """All matched files (one element: their sorted metadata) to FileRanges.
 
-    def process(self, matched: list[Any]) -> Iterator[FileRange]:
+    ``_after`` is a side input read only for its order: no range is listed before it is complete.
+    """
+
+    def process(self, matched: list[Any], _after: Any = ()) -> Iterator[FileRange]:
         for index, path in enumerate(sorted(m.path for m in matched)):
             ranges = avro_block_ranges if path.endswith(".avro") else line_ranges
             yield from ranges(path, index)
@@ -164,18 +167,24 @@ class ReadEventLog(beam.PTransform):
     so that with several worker processes each reads and corrects its share; each range is
     read and decoded only where it is processed. Avro rows of ``CatalogUpdateEvent`` come
     out as EventRecords, decoded once; rows of ``ArchivedEvent`` as the Kafka records they were.
+
+    ``after``: a PCollection that must be complete before anything is read (a replay's
+    profile of the same files). Waiting at the listing, which is one element, holds back
+    the whole read on every runner, and nothing of it waits in memory.
     """
 
-    def __init__(self, pattern: str):
+    def __init__(self, pattern: str, after: beam.PCollection | None = None):
         super().__init__()
         self._pattern = pattern
+        self._after = after
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        after = () if self._after is None else (beam.pvalue.AsList(self._after),)
         return (
             pbegin
             | "MatchFiles" >> fileio.MatchFiles(self._pattern)
             | "AllFiles" >> beam.combiners.ToList()
-            | "ListRanges" >> beam.ParDo(_ListRangesFn())
+            | "ListRanges" >> beam.ParDo(_ListRangesFn(), *after)
             | "SpreadRanges" >> beam.Reshuffle()
             | "ReadRanges" >> beam.ParDo(_ReadRangeFn()).with_output_types(RecordBatch)
         )

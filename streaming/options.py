@@ -381,6 +381,8 @@ class ReplayConfig:
     progress: bool
     profile_dir: str | None = None
     schema_registry: RegistrySettings | None = None
+    # True: the replay writes profile_dir itself, from its input, before it corrects.
+    profile_from_input: bool = False
 
 
 def replay_config(options: PipelineOptions, *, interactive: bool) -> ReplayConfig:

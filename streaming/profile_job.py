@@ -119,22 +119,34 @@ class _SaveProfileFn(beam.DoFn):
         yield save_profile(profile, self._output_dir)
 
 
+class ProfileEventLog(beam.PTransform):
+    """Event-log files -> their profile, written to ``output_dir``; out comes its version, one element."""
+
+    def __init__(self, input_pattern: str, output_dir: str):
+        super().__init__()
+        self._input_pattern = input_pattern
+        self._output_dir = output_dir
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        return (pbegin
+                | "ReadEventLog" >> ReadEventLog(self._input_pattern)
+                | "BuildProfile" >> BuildProfile()
+                | "WriteProfile" >> beam.ParDo(_SaveProfileFn(self._output_dir)))
+
+
 def build_profile_pipeline(p: beam.Pipeline, input_pattern: str, output_dir: str,
                            source: str | None = None) -> beam.PCollection:
     """Event logs or (by extension) reference catalog files -> ``output_dir``.
 
     ``source`` names the source of a catalog file's records (default: the file's name).
     """
-    if is_catalog_file(input_pattern):
-        profile = (p
-                   | "ReadCatalogFiles" >> ReadCatalogFiles(input_pattern, source)
-                   | "BatchTracks" >> beam.BatchElements(min_batch_size=256, max_batch_size=4096)
-                   | "ProfileTracks" >> ProfileTracks())
-    else:
-        profile = (p
-                   | "ReadEventLog" >> ReadEventLog(input_pattern)
-                   | "BuildProfile" >> BuildProfile())
-    return profile | "WriteProfile" >> beam.ParDo(_SaveProfileFn(output_dir))
+    if not is_catalog_file(input_pattern):
+        return p | "ProfileEventLog" >> ProfileEventLog(input_pattern, output_dir)
+    return (p
+            | "ReadCatalogFiles" >> ReadCatalogFiles(input_pattern, source)
+            | "BatchTracks" >> beam.BatchElements(min_batch_size=256, max_batch_size=4096)
+            | "ProfileTracks" >> ProfileTracks()
+            | "WriteProfile" >> beam.ParDo(_SaveProfileFn(output_dir)))
 
 
 def build_profile_dir(input_pattern: str, output_dir: str, options: PipelineOptions,

@@ -127,24 +127,30 @@ def test_a_backfill_learns_its_sources_from_itself(tiny_model_dir, tmp_path):
         "explicit_in_title", "featured_in_title"]
 
 
-def test_replay_in_two_worker_processes_writes_what_one_process_writes(tiny_model_dir, tmp_path):
+def test_replay_in_two_worker_processes_writes_what_one_process_writes_with_or_without_a_profile_given(tiny_model_dir, tmp_path):
     log = tmp_path / "events.jsonl"
     log.write_bytes(b"".join(m.value + b"\n" for m in catalog_messages(600, seed=12, bad_every=40, avro_share=0)))
     profile = tmp_path / "profile"
     made = metafix("profile", "--input", str(log), "--output", str(profile))
     assert made.returncode == 0, made.stdout + made.stderr
+    two = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
     outputs = {}
-    for name, extra in (("one", []), ("two", ["--direct_num_workers=2", "--direct_running_mode=multi_processing"])):
+    # "self": no --profile, so the replay profiles its input itself, in the same pipeline
+    # and worker processes, before it corrects.
+    for name, extra in (("one", ["--profile", str(profile)]), ("two", ["--profile", str(profile), *two]),
+                        ("self", two)):
         out = tmp_path / f"{name}.avro"
         done = metafix("replay", "--input", str(log), "--output", str(out), "--format", "avro",
-                       "--model-dir", str(tiny_model_dir), "--profile", str(profile), *extra)
+                       "--model-dir", str(tiny_model_dir), *extra)
         assert done.returncode == 0, done.stdout + done.stderr
         with open(out, "rb") as f:
             records = [codec.confluent_encode(CORRECTED_SCHEMA_ID, r) for r in fastavro.reader(f)]
         outputs[name] = (records, out.read_bytes(), (tmp_path / f"{name}.avro.dead_letters.jsonl").read_bytes())
     assert len(outputs["one"][0]) == 600 - 15
-    # The same records, and the same files byte for byte.
+    # The same records, and the same files byte for byte: a profile version is its content's.
     assert outputs["two"] == outputs["one"]
+    assert outputs["self"] == outputs["one"]
+    assert (tmp_path / "self.avro.profile" / "LATEST").read_text() == (profile / "LATEST").read_text()
 
 
 def test_a_missing_model_ends_a_replay_in_worker_processes_before_its_profile_pass(tmp_path):
