@@ -192,8 +192,8 @@ def profile_dir_for(config: ReplayConfig) -> str:
 def build_replay_pipeline(p: beam.Pipeline, config: ReplayConfig) -> None:
     if config.profile_from_input:
         # The same files are read twice, for the profile first. One pipeline, not two run
-        # one after the other: its worker processes start once (2-3 s of a replay), and
-        # nothing is held between the passes but the profile.
+        # one after the other: its worker processes start once, and nothing is held
+        # between the passes but the profile.
         profile = p | "ProfileInput" >> ProfileEventLog(config.input_pattern, config.profile_dir)
         batches = p | "ReadEventLog" >> ReadEventLog(config.input_pattern, after=profile)
     elif config.input_pattern:

@@ -185,3 +185,5 @@ def test_a_corrupt_model_ends_a_replay_in_worker_processes_before_its_correction
     assert done.stderr.strip().splitlines()[-1].startswith("metafix replay: --model-dir: cannot load the SavedModel")
     assert not (tmp_path / "out.avro").exists()
     assert not (tmp_path / "out.avro.dead_letters.jsonl").exists()
+    # The workers load the model when the correcting stage starts, after the profile pass.
+    assert (tmp_path / "out.avro.profile" / "LATEST").exists()
