@@ -134,6 +134,15 @@ def test_checking_a_local_model_directory_does_not_import_tensorflow(tiny_model_
     assert imported == "False"
 
 
+def test_tensorflow_is_imported_without_pyplot_which_imports_normally_afterwards() -> None:
+    # A fresh process, as a worker is: here TensorFlow is imported already.
+    code = ("import sys; from model.serving import import_tensorflow; tf = import_tensorflow(); "
+            "print(tf.constant(2).numpy(), 'matplotlib.pyplot' in sys.modules); "
+            "import matplotlib.pyplot; print(matplotlib.pyplot.__name__)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["2", "False", "matplotlib.pyplot"]
+
+
 def _copy(version_dir: Path, tmp_path: Path) -> Path:
     target = tmp_path / version_dir.name
     shutil.copytree(version_dir, target, ignore=shutil.ignore_patterns("transform_fn", "*.png"))
