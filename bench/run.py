@@ -17,7 +17,9 @@ its minimum and median (best for rates: the maximum), with the load average besi
 * replay: ``metafix replay`` over an Avro event log (records/s from launch to exit, its
   profile pass included; and within its pipeline), and peak RSS of one replay of
   ``--replay-events`` (1M by default) events, in as many worker processes as the replay
-  chooses (``--replay-workers`` to fix it).
+  chooses (``--replay-workers`` to fix it). Then the same 300k-event replay's steps, each
+  alone in this process, as CPU µs per record (``bench_replay_stages``), the model's load in
+  a fresh process, and the rest of the replay's CPU per record (Beam, the runner, start-up).
 * stages: CPU µs per event of each stage alone, in this process, at the job's batch
   sizes; "Beam and runner" is the job's steady-state CPU per event (job and Prism
   processes, from its first output to its last) minus their sum.
@@ -493,6 +495,76 @@ def bench_replay(model_dir: str, log: Path, workers: int) -> dict:
             "peak_rss_mb": sampler.peak_rss / 2**20, "workers": int(used), "load": [load_before, load()]}
 
 
+# What a replay worker pays once, timed in a fresh process as a worker is.
+MODEL_LOAD_CODE = ("import time; started = time.process_time(); from model.serving import Predictor; "
+                   "Predictor.load({!r}, threads=1); print(time.process_time() - started)")
+MODEL_LOAD_STEP = "model import and load, s per process"
+
+
+def bench_replay_stages(model_dir: str, log: Path) -> dict[str, float]:
+    """CPU µs per record of each step of a replay of ``log``, each step timed alone, in this
+    process and without Beam (process CPU time, the model's thread included).
+
+    The steps are the replay's own DoFns and functions, in its order: the profile pass reads
+    every range and profiles it, then the correcting pass reads every range again, decodes,
+    scores and corrects, routes and writes it; the parts are concatenated at the end.
+    ``MODEL_LOAD_STEP`` is in seconds: each of a replay's worker processes pays it once.
+    """
+    from model.profilestore import save_profile
+    from streaming.eventlog import _ReadRangeFn, avro_block_ranges
+    from streaming.profile_job import EventTrackFn, MergeProfilesFn
+    from streaming.replay import _WritePartsFn, concatenate_parts
+
+    cpu: dict[str, float] = {}
+
+    def timed(step: str, fn: Callable[..., Any], *args: Any) -> Any:
+        # The DoFns' process methods are generators: their work is done in fn (list) here.
+        started = time.process_time()
+        out = fn(*args)
+        cpu[step] = cpu.get(step, 0.0) + time.process_time() - started
+        return out
+
+    ranges = timed("list ranges (block headers)", list, avro_block_ranges(str(log), 0))
+    reader, tracks, merge = _ReadRangeFn(), EventTrackFn(), MergeProfilesFn()
+    reader.setup()
+    tracks.setup()
+    profile = merge.create_accumulator()
+    n = 0
+    for file_range in ranges:
+        [batch] = timed("read ranges (fastavro), profile pass", list, reader.process(file_range))
+        n += len(batch.records)
+        profile = timed("profile (tracks into the builder)",
+                        lambda into, b: merge.add_input(into, next(tracks.process(b))), profile, batch)
+    with tempfile.TemporaryDirectory() as tmp:
+        profile_dir = f"{tmp}/profile"
+        timed("profile (tracks into the builder)", lambda: save_profile(merge.extract_output(profile), profile_dir))
+        decode = DecodeFn(codec.DEFAULT_MAX_PAYLOAD_BYTES)
+        correct = CorrectBatchFn(CorrectionSettings(model_dir, profile_dir=profile_dir), _SharedOnce(), _SharedOnce())
+        route, write = RouteFn(), _WritePartsFn(f"{tmp}/parts", "avro")
+        decode.setup()
+        correct.setup()
+        correct.start_bundle()
+        parts: list[str] = []
+        for file_range in ranges:
+            [batch] = timed("read ranges (fastavro), correcting pass", list, reader.process(file_range))
+            [decoded] = timed("decode (validate rows)", list, decode.process(batch))
+            [corrected] = timed("score, policy and correctors", list, correct.process(decoded))
+            [routed] = timed("route (review, audit)", list, route.process(corrected))
+            parts += [path for kind, path in timed("write parts (Avro encode, deflate)", list, write.process(routed))
+                      if kind == "corrected"]
+        timed("concatenate parts", lambda: concatenate_parts(parts, f"{tmp}/out.avro", "avro"))
+        correct.teardown()
+        with open(f"{tmp}/out.avro", "rb") as f:
+            written = sum(block.num_records for block in fastavro.block_reader(f))
+    if written != n:
+        raise RuntimeError(f"the replay's steps wrote {written} of {n} records")
+    stages = {step: seconds / n * 1e6 for step, seconds in cpu.items()}
+    loaded = subprocess.run([sys.executable, "-c", MODEL_LOAD_CODE.format(model_dir)], cwd=REPO_ROOT,
+                            capture_output=True, text=True, check=True)
+    stages[MODEL_LOAD_STEP] = float(loaded.stdout.split()[-1])
+    return stages
+
+
 def _row(name: str, value: Any, unit: str = "", digits: int = 1) -> str:
     if isinstance(value, dict):
         return f"  {name:<44} {value['min']:>12,.{digits}f} {value['median']:>12,.{digits}f}  {unit}"
@@ -560,6 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 write_event_log(small, args.events)
                 results["replay"] = [bench_replay(model_dir, small, args.replay_workers)
                                      for _ in range(args.repeats)]
+                results["replay_stages"] = [bench_replay_stages(model_dir, small) for _ in range(args.repeats)]
                 write_event_log(large, args.replay_events)
                 results["replay_large"] = bench_replay(model_dir, large, args.replay_workers)
             print(f"replay: {results['replay']} {results['replay_large']}", flush=True)
@@ -579,6 +652,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stages and e2e_cpu:
         stages["Beam and runner (e2e CPU minus the stages)"] = summary(
             [e2e_cpu["min"] - sum(s["min"] for s in stages.values())], min)
+    replay_stages = {name: summary([run[name] for run in results["replay_stages"]], min)
+                     for name in results.get("replay_stages", [{}])[0]}
+    replay_cpu = figure("replay", "cpu_us_per_record", min)
+    if replay_stages and replay_cpu:
+        # Each worker process loads the model once; per record, over the whole replay.
+        workers, records = results["replay"][0]["workers"], results["replay"][0]["records"]
+        load_us = workers * replay_stages[MODEL_LOAD_STEP]["min"] / records * 1e6
+        replay_stages["model loads, per record"] = summary([load_us], min)
+        per_record = sum(s["min"] for name, s in replay_stages.items() if name != MODEL_LOAD_STEP)
+        replay_stages["rest: Beam, runner, imports (the difference)"] = summary(
+            [replay_cpu["min"] - per_record], min)
     e2e_runs = results.get("e2e", [])
     by_thread = {group: summary([run["cpu_us_per_event_by_thread"].get(group, 0.0) for run in e2e_runs], min)
                  for group in (e2e_runs[0]["cpu_us_per_event_by_thread"] if e2e_runs else {})}
@@ -586,7 +670,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["summary"] = {"e2e_events_per_s": e2e, "baseline_events_per_s": base, "latency_p50_ms": p50,
                           "latency_p99_ms": p99, "replay_records_per_s": replay, "e2e_cpu_us_per_event": e2e_cpu,
                           "model_cpu_us_per_record": figure("model", "cpu_us_per_record", min),
-                          "stages_cpu_us_per_event": stages, "e2e_cpu_us_per_event_by_thread": by_thread}
+                          "stages_cpu_us_per_event": stages, "e2e_cpu_us_per_event_by_thread": by_thread,
+                          "replay_cpu_us_per_record": replay_cpu, "replay_stages_cpu_us_per_record": replay_stages}
     # The top-level keys stay those of earlier versions, so runs compare across versions:
     # rates are the best repeat (least disturbed by the machine's other load), latencies the least.
     results.update({
@@ -628,6 +713,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stages:
         print("  CPU µs per event, by stage:")
         for name, value in stages.items():
+            print(_row("  " + name, value))
+    if replay_stages:
+        print(_row(f"replay CPU µs per record ({results['replay'][0]['records']:,} records)", replay_cpu))
+        print("  replay CPU µs per record, by step (each alone, no Beam):")
+        for name, value in replay_stages.items():
             print(_row("  " + name, value))
     print(f"\nwrote {RESULTS / 'latest.json'}")
     return 0

@@ -1,10 +1,11 @@
-"""The bench's plain loop does the job's whole work, so its ratio to the job compares like with like."""
+"""The bench's plain loop does the job's whole work, so its ratio to the job compares like with like;
+its replay steps run a replay's whole work too."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bench.run import PlainLoop
+from bench.run import MODEL_LOAD_STEP, PlainLoop, bench_replay_stages, write_event_log
 from harness.eventgen import catalog_messages
 from streaming.kafka_clients import KafkaRecord
 from transforms import codec
@@ -23,3 +24,17 @@ def test_the_plain_loop_decodes_corrects_routes_and_encodes_every_record(tiny_mo
     assert {codec.confluent_decode(value)[1]["event_id"] for _, value in encoded.review} == reviewed
     audited = sum(len(r["corrections"]) for r in corrected)
     assert len(encoded.audit) == audited
+
+
+def test_the_replay_steps_are_timed_over_the_whole_log(tiny_model_dir: Path, tmp_path: Path) -> None:
+    log = tmp_path / "events.avro"
+    write_event_log(log, 5_000)  # three ranges of whole blocks
+
+    stages = bench_replay_stages(str(tiny_model_dir), log)
+
+    assert list(stages) == [
+        "list ranges (block headers)", "read ranges (fastavro), profile pass", "profile (tracks into the builder)",
+        "read ranges (fastavro), correcting pass", "decode (validate rows)", "score, policy and correctors",
+        "route (review, audit)", "write parts (Avro encode, deflate)", "concatenate parts", MODEL_LOAD_STEP,
+    ]
+    assert all(value > 0 for value in stages.values())
