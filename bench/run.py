@@ -17,7 +17,7 @@ its minimum and median (best for rates: the maximum), with the load average besi
 * replay: ``metafix replay`` over an Avro event log (records/s from launch to exit, its
   profile pass included; and within its pipeline), and peak RSS of one replay of
   ``--replay-events`` (1M by default) events, in as many worker processes as the replay
-  chooses (``--replay-workers`` to fix it). Then the same 300k-event replay's steps, each
+  chooses (``--replay-workers`` to fix it). Then the steps of the replay of ``--events`` events, each
   alone in this process, as CPU µs per record (``bench_replay_stages``), the model's load in
   a fresh process, and the rest of the replay's CPU per record (Beam, the runner, start-up).
 * stages: CPU µs per event of each stage alone, in this process, at the job's batch

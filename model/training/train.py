@@ -574,7 +574,7 @@ def _save_serving_only(full_dir: str, export_dir: Path) -> None:
     The whole module's SavedModel also carries the tf_keras model's and the TFT layer's
     object graphs (about 1,500 objects and 385 functions, the optimizer's slots among its
     205 variables), which every process that loads the model rebuilds: measured on this
-    machine, loading took 2.0-2.1 s of CPU that way and 1.1 s with the signature alone.
+    machine, loading took 1.9-2.1 s of CPU that way and 1.1 s with the signature alone.
     Each replay worker and each stream process loads it once. A capture left out here
     makes the save fail ("untracked resource"), so nothing it reads can be missed silently.
     """
