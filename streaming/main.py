@@ -39,6 +39,7 @@ from apache_beam.runners.runner import PipelineState
 
 from model.training import evaluate, train
 from streaming import archive_compact, diff, live_metrics, logs, preflight, profile_job, replay
+from streaming.deadlines import RUNNER_ANSWER_TIMEOUT_S, NoAnswer, call_within
 from streaming.metrics_summary import print_summary
 from streaming.options import ConfigError, MetafixOptions, stream_config, wants_help
 from streaming.pipeline import build_pipeline
@@ -110,11 +111,11 @@ def run(argv: Sequence[str] | None = None) -> int:
 def _wait_until_stopped(result: beam.runners.runner.PipelineResult) -> str | None:
     """Waits for a signal or the pipeline's end; the failure's one-line reason if it failed by itself."""
     stop = threading.Event()
-    requested = threading.Event()
+    requested: list[int] = []
     failures: list[BaseException] = []
 
     def _on_signal(signum, frame):  # the signal handler signature
-        requested.set()
+        requested.append(signum)
         stop.set()
 
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -122,13 +123,15 @@ def _wait_until_stopped(result: beam.runners.runner.PipelineResult) -> str | Non
         waiter = threading.Thread(target=_wait_quietly, args=(result, stop, failures), daemon=True)
         waiter.start()
         stop.wait()
-        if requested.is_set():
+        if requested:
+            # Logged at once: what follows waits on the runner, which may not answer.
+            log.info("metafix stream: %s received, stopping", signal.Signals(requested[0]).name)
             logs.quiet_libraries_on_terminal()
         _cancel_unless_finished(result)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    if failures and not requested.is_set():
+    if failures and not requested:
         log.error("metafix stream: the pipeline failed", exc_info=failures[0])
         return _reason(failures[0])
     return None
@@ -150,18 +153,23 @@ def _wait_quietly(result, stop: threading.Event, failures: list[BaseException]) 
     stop.set()
 
 
-def _cancel_unless_finished(result: beam.runners.runner.PipelineResult) -> None:
+def _cancel_unless_finished(result: beam.runners.runner.PipelineResult,
+                            timeout_s: float = RUNNER_ANSWER_TIMEOUT_S) -> None:
     """Cancels the job if the runner still runs it; a runner that is gone has nothing left to cancel.
 
     A job service that outlives this process (Flink, a job endpoint) would otherwise keep running a
-    job whose restarted copy a supervisor has already started.
+    job whose restarted copy a supervisor has already started. Each question to the runner waits
+    at most `timeout_s`: one that stopped answering must not keep this process from ending.
     """
     try:
-        if not _finished(result):
-            log.info("metafix stream: stopping")
-            result.cancel()
+        if not call_within(timeout_s, lambda: _finished(result)):
+            log.info("metafix stream: cancelling the job")
+            call_within(timeout_s, result.cancel)
     except grpc.RpcError as e:
         log.warning("metafix stream: the runner is unreachable (%s), nothing to cancel", _rpc_status(e))
+    except NoAnswer as e:
+        log.warning("metafix stream: the runner gave %s to its state or cancel request; "
+                    "stopping without its confirmation", e)
 
 
 def _reason(error: BaseException) -> str:

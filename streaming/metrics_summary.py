@@ -11,12 +11,20 @@ from apache_beam.metrics.metric import MetricsFilter
 
 from streaming import logs
 from streaming.composites import METRICS_NAMESPACE
+from streaming.deadlines import RUNNER_ANSWER_TIMEOUT_S, NoAnswer, call_within
 
 
-def collect(result: Any) -> dict[str, Any]:
-    """Counters and distributions of the metafix namespace, by name (committed values, else attempted)."""
+def collect(result: Any, timeout_s: float = RUNNER_ANSWER_TIMEOUT_S) -> dict[str, Any]:
+    """Counters and distributions of the metafix namespace, by name (committed values, else attempted).
+
+    Empty when the runner cannot report them, or gives no answer within `timeout_s`.
+    """
     try:
-        query = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))
+        query = call_within(timeout_s,
+                            lambda: result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE)))
+    except NoAnswer as e:
+        logging.getLogger("metafix").warning("metafix: the runner gave %s to the metrics request", e)
+        return {}
     except Exception:  # noqa: BLE001 - some runners cannot report metrics of a cancelled job
         return {}
     values: dict[str, Any] = {}

@@ -601,15 +601,15 @@ def test_copies_of_the_reader_share_a_partitions_consumer(kafka_bootstrap, topic
     second.setup()
     finalizer = BundleFinalizer()
     try:
-        read = read_bundle(first, partition, 0, finalizer)
+        read = read_records(first, partition, 0, finalizer, 10)
         [consumer] = first._shared.consumers.values()
-        read += read_bundle(second, partition, 10, finalizer)
+        read += read_records(second, partition, 10, finalizer, 10)
         finalizer.finalize()
         assert list(second._shared.consumers.values()) == [consumer]
         assert consumer.position() == 20
         # The first copy goes (the harness recreates idle DoFns); the second reads on.
         first.teardown()
-        read += read_bundle(second, partition, 20, finalizer)
+        read += read_records(second, partition, 20, finalizer, 10)
         finalizer.finalize()
         assert list(second._shared.consumers.values()) == [consumer]
     finally:
@@ -637,7 +637,7 @@ def test_a_commit_that_waits_does_not_hold_up_the_partitions_reads(kafka_bootstr
     fn.setup()
     finalizer = BundleFinalizer()
     try:
-        read = read_bundle(fn, partition, 0, finalizer)
+        read = read_records(fn, partition, 0, finalizer, 10)
         [consumer] = fn._shared.consumers.values()
         waiting, release = threading.Event(), threading.Event()
         commit = consumer.commit
@@ -651,7 +651,7 @@ def test_a_commit_that_waits_does_not_hold_up_the_partitions_reads(kafka_bootstr
         finalizing = threading.Thread(target=finalizer.finalize)
         finalizing.start()
         assert waiting.wait(30)
-        read += read_bundle(fn, partition, 10, finalizer)
+        read += read_records(fn, partition, 10, finalizer, 10)
         # The second bundle read while the first one's commit was still waiting.
         assert finalizing.is_alive()
         release.set()
@@ -759,7 +759,7 @@ def test_an_offset_commit_gives_up_while_the_broker_is_away_and_a_later_bundle_m
     partition = PartitionRead(topic, 0, 0, None, 10)
     finalizer = BundleFinalizer()
     try:
-        assert len(read_bundle(fn, partition, 0, finalizer)) == 10
+        assert len(read_records(fn, partition, 0, finalizer, 10)) == 10
         private_broker.stop()
         # The runner finalizes on its own thread, and every partition's next bundle waits for
         # it: it must give up while the broker is still away, not wait for its return.
@@ -792,7 +792,7 @@ def test_a_reader_torn_down_while_the_broker_is_gone_for_good_still_ends(private
     fn.setup()
     finalizer = BundleFinalizer()
     for p in range(3):
-        assert len(read_bundle(fn, PartitionRead(topic, p, 0, None, 10), 0, finalizer)) == 10
+        assert len(read_records(fn, PartitionRead(topic, p, 0, None, 10), 0, finalizer, 10)) == 10
     private_broker.stop()
     # Each commit gives up after 2 s and stays queued in the client, which never gets an answer.
     finalizer.finalize()
@@ -826,6 +826,20 @@ def read_bundle(fn: ReadPartitionFn, partition: PartitionRead, start: int, final
             for record in batch.value]
 
 
+def read_records(fn: ReadPartitionFn, partition: PartitionRead, start: int, finalizer: BundleFinalizer,
+                 count: int, timeout_s: float = 60) -> list:
+    """`count` records of `partition` from `start`, read in as many bundles as that takes.
+
+    A consumer's first bundles can read nothing while it still looks up its broker and offset
+    (a bundle ends after one empty poll): only the records, not how they are split, are asserted.
+    """
+    records: list = []
+    deadline = time.monotonic() + timeout_s
+    while len(records) < count and time.monotonic() < deadline:
+        records += read_bundle(fn, partition, start + len(records), finalizer)
+    return records
+
+
 @pytest.mark.kafka
 def test_a_failed_offset_commit_is_made_good_by_the_next_bundle_even_if_it_reads_nothing(
     kafka_bootstrap, topic_factory, client
@@ -844,7 +858,7 @@ def test_a_failed_offset_commit_is_made_good_by_the_next_bundle_even_if_it_reads
     partition = PartitionRead(topic, 0, 0, None, 10)
     finalizer = BundleFinalizer()
     try:
-        assert len(read_bundle(fn, partition, 0, finalizer)) == 10
+        assert len(read_records(fn, partition, 0, finalizer, 10)) == 10
         finalizer.finalize()
         assert committed_offsets(kafka_bootstrap, group) == {}
 
