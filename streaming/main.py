@@ -96,7 +96,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         failure = _wait_until_stopped(result)
     finally:
         # Whatever went wrong while stopping, the counts so far are written out.
-        print_summary(result, metrics_file=o.metrics_file)
+        print_summary(result, metrics_file=o.metrics_file, timeout_s=RUNNER_ANSWER_TIMEOUT_S)
     if metrics_server is not None:
         metrics_server.shutdown()
     if failure is not None:

@@ -11,17 +11,22 @@ from apache_beam.metrics.metric import MetricsFilter
 
 from streaming import logs
 from streaming.composites import METRICS_NAMESPACE
-from streaming.deadlines import RUNNER_ANSWER_TIMEOUT_S, NoAnswer, call_within
+from streaming.deadlines import NoAnswer, call_within
 
 
-def collect(result: Any, timeout_s: float = RUNNER_ANSWER_TIMEOUT_S) -> dict[str, Any]:
+def collect(result: Any, timeout_s: float | None = None) -> dict[str, Any]:
     """Counters and distributions of the metafix namespace, by name (committed values, else attempted).
 
-    Empty when the runner cannot report them, or gives no answer within `timeout_s`.
+    Empty when the runner cannot report them, or gives no answer within `timeout_s` (a
+    stopping stream's bound). Without it the call waits: a batch command's exit code
+    depends on its counts (archive compact's failed partitions), which a bound would lose.
     """
+
+    def query_metrics() -> Any:
+        return result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))
+
     try:
-        query = call_within(timeout_s,
-                            lambda: result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE)))
+        query = query_metrics() if timeout_s is None else call_within(timeout_s, query_metrics)
     except NoAnswer as e:
         logging.getLogger("metafix").warning("metafix: the runner gave %s to the metrics request", e)
         return {}
@@ -57,8 +62,9 @@ def format_summary(values: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def print_summary(result: Any, out: TextIO = sys.stdout, metrics_file: str | None = None) -> dict[str, Any]:
-    values = collect(result)
+def print_summary(result: Any, out: TextIO = sys.stdout, metrics_file: str | None = None,
+                  timeout_s: float | None = None) -> dict[str, Any]:
+    values = collect(result, timeout_s)
     if logs.active().format == "json":
         # A log shipper reads one JSON object per line: the summary is one, its values a field.
         logging.getLogger("metafix").info("metafix summary", extra={"summary": values})
