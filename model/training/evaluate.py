@@ -358,18 +358,25 @@ def evaluate(
     return document
 
 
+AS_REPLAYED_TITLE = "real records, test split, as a replay of it corrects them (its own profile)"
+
+
 def evaluate_real_split(predictor: Predictor, real_dir: str | Path, split: str = "test"
                         ) -> dict[str, Any]:
     """The real-data section: ``split``'s judged records through the model, its
-    shipped thresholds and its bundled profile."""
+    shipped thresholds and its bundled profile; and under ``as_replayed`` the same records
+    corrected with the profile a replay of the split builds from it (``replay_profile``)."""
     profile_dir = bundled_profile_dir(predictor.version_dir)
     profile = load_latest(profile_dir) if profile_dir is not None else None
-    records = realeval.judged(realdata.split_records(realdata.load_all(real_dir))[split])
+    split_records = realdata.split_records(realdata.load_all(real_dir))[split]
+    records = realeval.judged(split_records)
     scores = realeval.score(predictor.predict, records)
     report = realeval.evaluate_real(
         records, scores, realeval.policy_for(predictor.thresholds, predictor.version, profile))
+    replayed = realeval.evaluate_real(records, scores, realeval.policy_for(
+        predictor.thresholds, predictor.version, realeval.replay_profile(split_records)))
     return {"split": split, "profile_version": profile.version if profile is not None else None,
-            **report.summary()}
+            **report.summary(), "as_replayed": replayed.summary()}
 
 
 def _headline_keys() -> tuple[str, ...]:
@@ -417,6 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if "real" in document:
         print(realeval.format_report(document["real"], "real records, test split"))
+        print(realeval.format_report(document["real"]["as_replayed"], AS_REPLAYED_TITLE))
     return 0
 
 

@@ -307,6 +307,17 @@ def judged(records: Iterable[RealRecord]) -> list[RealRecord]:
     return [r for r in records if not r.clean or r.dataset in CLEAN_TRUTH]
 
 
+def replay_profile(records: Iterable[RealRecord]) -> ProfileData:
+    """The profile a replay of ``records`` corrects them with.
+
+    ``metafix replay`` without ``--profile`` builds its profile from its input, all of it,
+    malformed records included. That is the same as building it from these records.
+    Unlike the reference profile, it knows the split's own artists. The split is by
+    artist, so the reference profile never does.
+    """
+    return build_profile((r.source, r.track) for r in records)
+
+
 def reference_profile(seeds: Iterable[Any], real_train: Iterable[RealRecord]) -> ProfileData:
     """The profile a model ships with: the training seeds and the real train split,
     never the validation or test records it is judged on."""

@@ -244,5 +244,8 @@ def write_report(
     if "real" in document:
         # The real-data section (model/training/realeval.py) beside the synthetic plots.
         text += "\n```\n" + format_report(document["real"], "Real records (test split)") + "\n```\n"
+        text += ("\n```\n" + format_report(document["real"]["as_replayed"],
+                                           "Real records (test split), as a replay of it corrects them")
+                 + "\n```\n")
     path.write_text(text, encoding="utf-8")
     return path

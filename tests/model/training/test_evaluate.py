@@ -95,6 +95,10 @@ def test_evaluate_writes_json_and_report(
     assert document["training_data_matches"] is True
     report = (tiny_version_dir / "report.md").read_text()
     assert "rules" in report and "baseline" in report
+    # The real records, with the model's bundled profile and as a replay of them corrects them.
+    for real in (on_disk["real"], on_disk["real"]["as_replayed"]):
+        assert real["headline"]["clean_records"] > 0 and real["headline"]["malformed_values"] > 0
+    assert "Real records (test split), as a replay of it corrects them" in report
     for image in (
         "confusion_test.png",
         "confusion_second_seed.png",

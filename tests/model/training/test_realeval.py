@@ -11,6 +11,7 @@ from model.training.realeval import (
     evaluate_real,
     judged,
     policy_for,
+    replay_profile,
 )
 from transforms.policy import RecordScores, Thresholds
 from transforms.profile import build_profile
@@ -64,6 +65,20 @@ def test_an_album_year_suffix_is_handled_once_the_profile_knows_the_source_habit
         summary = evaluate_real(records, [NOTHING], policy_for(Thresholds(), "m", profile)).summary()
         label = summary["malformed"]["musicbrainz(support>=2)"]["labels"]["album.album_year_suffix"]
         assert (label["handled"], label["fixed"]) == (handled, handled)
+
+
+def test_a_replay_knows_an_artist_from_the_other_records_it_corrects() -> None:
+    """An artist moved into the title ("--" left behind) is given back only by a profile that
+    knows the artist: the reference profile never knows a test artist, a replay's own
+    profile does when the artist is credited elsewhere in its input."""
+    moved = _malformed("title", "Shackleton - Ganda Rising", "Ganda Rising", "artist_in_title", artist="--")
+    records = [moved, _clean("Blood on My Hands", "Shackleton", "musicbrainz")]
+    results = {}
+    for name, profile in (("reference", build_profile([])), ("replay", replay_profile(records))):
+        summary = evaluate_real(records, [NOTHING] * 2, policy_for(Thresholds(), "m", profile)).summary()
+        results[name] = summary["malformed"]["musicbrainz(support>=2)"]["labels"]["title.artist_in_title"]
+    assert (results["reference"]["fixed"], results["reference"]["flagged"]) == (0.0, 1.0)
+    assert (results["replay"]["fixed"], results["replay"]["flagged"]) == (1.0, 0.0)
 
 
 def test_cddb_unlabelled_records_are_not_judged_as_clean() -> None:
