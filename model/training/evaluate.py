@@ -358,9 +358,6 @@ def evaluate(
     return document
 
 
-AS_REPLAYED_TITLE = "real records, test split, as a replay of it corrects them (its own profile)"
-
-
 def evaluate_real_split(predictor: Predictor, real_dir: str | Path, split: str = "test"
                         ) -> dict[str, Any]:
     """The real-data section: ``split``'s judged records through the model, its
@@ -424,7 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if "real" in document:
         print(realeval.format_report(document["real"], "real records, test split"))
-        print(realeval.format_report(document["real"]["as_replayed"], AS_REPLAYED_TITLE))
+        print(realeval.format_report(document["real"]["as_replayed"],
+                                     "real records, test split, as a replay of it corrects them (its own profile)"))
     return 0
 
 

@@ -827,15 +827,16 @@ def read_bundle(fn: ReadPartitionFn, partition: PartitionRead, start: int, final
 
 
 def read_records(fn: ReadPartitionFn, partition: PartitionRead, start: int, finalizer: BundleFinalizer,
-                 count: int, timeout_s: float = 60) -> list:
-    """`count` records of `partition` from `start`, read in as many bundles as that takes.
+                 count: int | None, timeout_s: float = 60) -> list:
+    """`count` records of `partition` from `start`, read in as many bundles as that takes
+    within `timeout_s`; with `count` None, whatever bundle after bundle reads in `timeout_s`.
 
     A consumer's first bundles can read nothing while it still looks up its broker and offset
     (a bundle ends after one empty poll): only the records, not how they are split, are asserted.
     """
     records: list = []
     deadline = time.monotonic() + timeout_s
-    while len(records) < count and time.monotonic() < deadline:
+    while (count is None or len(records) < count) and time.monotonic() < deadline:
         records += read_bundle(fn, partition, start + len(records), finalizer)
     return records
 
@@ -894,11 +895,7 @@ def test_a_consumer_that_stops_fetching_is_replaced_where_it_stood_and_a_quiet_o
     finalizer = BundleFinalizer()
 
     def read_from(start: int, seconds: float, until: int | None = None) -> list[int]:
-        offsets: list[int] = []
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and (until is None or len(offsets) < until):
-            offsets += [r.offset for r in read_bundle(fn, partition, start + len(offsets), finalizer)]
-        return offsets
+        return [r.offset for r in read_records(fn, partition, start, finalizer, until, timeout_s=seconds)]
 
     try:
         assert read_from(0, 30, until=10) == list(range(10))
@@ -1010,12 +1007,7 @@ def test_reads_writes_and_commits_go_on_after_the_broker_closes_idle_connections
         for pause in range(3):
             produce(bootstrap, source, [(b"k%d-%d" % (pause, i), b"v", 0) for i in range(5)])
             # One bundle is one poll, which may return part of what was produced.
-            records: list = []
-            for _ in range(20):
-                records += read_bundle(reader, PartitionRead(source, 0, position + len(records), None, 0),
-                                       position + len(records), finalizer)
-                if len(records) >= 5:
-                    break
+            records = read_records(reader, PartitionRead(source, 0, position, None, 0), position, finalizer, 5)
             writer.start_bundle()
             for record in records:
                 writer.process((sink, record.key, record.value))
