@@ -33,7 +33,8 @@ each change one correction entry (one audit entry downstream):
    names none, or that one). From any other source nothing happens, not even
    a flag: "1989 (Taylor's Version)" and "Live (1979)" are real albums.
 7. **Case** (``all_caps``/``all_lower``): never on a form the profile knows as
-   official; on an unknown value only when the whole record is in that case or
+   official; on an unknown value only when the whole record is in that case
+   (``in_case_as_a_whole``: title, artist and album, three different texts) or
    the source's own casing habit is that case (> ``SOURCE_CASING_SHARE``);
    otherwise neither applied nor flagged, because stylisation is per value.
 8. **Dates**: a partial date ("2012", "2019-06", "1999-03-00") is typed to its
@@ -64,7 +65,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -373,15 +374,32 @@ def _apply_album_year_suffix(record: _Record) -> None:
     record.correct("album", suffix[0], ALBUM_YEAR_SUFFIX, 1.0)
 
 
+def in_case_as_a_whole(texts: Sequence[str], error_class: str) -> bool:
+    """A record's title, artist and album all in the case of ``error_class``, and
+    three different texts: the delivery shouts (or whispers) as a whole.
+
+    A title and its artist alone are not enough, nor a single whose album repeats its
+    title: on the real Spotify tracks, clean by definition, records such as "GUD
+    VIBRATIONS" by NGHTMRE on "GUD VIBRATIONS" are the artist's stylisation, and they
+    were most of the clean values the case classes changed.
+
+    >>> in_case_as_a_whole(["GUD VIBRATIONS", "NGHTMRE", "GUD VIBRATIONS"], "all_caps")
+    False
+    >>> in_case_as_a_whole(["VICTIM OF A SYSTEM", "RAT BOY", "GOVERNMENT VACATION"], "all_caps")
+    True
+    """
+    in_case = str.isupper if error_class == "all_caps" else str.islower
+    return (len({" ".join(v.casefold().split()) for v in texts}) >= 3
+            and all(in_case(v) for v in texts))
+
+
 def _case_allowed(record: _Record, name: str, error_class: str) -> bool:
     """Stage 7: may a case class touch this value at all?"""
     value = record.values[name]
     profile = record.profile
     if profile is not None and profile.is_official_form(value):
         return False
-    in_case = str.isupper if error_class == "all_caps" else str.islower
-    texts = record.case_texts
-    if len(texts) >= 2 and all(in_case(v) for v in texts):
+    if in_case_as_a_whole(record.case_texts, error_class):
         return True
     if profile is None or record.source is None:
         return False

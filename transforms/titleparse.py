@@ -67,6 +67,15 @@ _SEPARATORS = (" - ", " – ", " — ")
 _CLOSING = (")", "]")
 _FEAT_TRAILING_WORD = re.compile(r"feat\.|ft\.|featuring", re.IGNORECASE)
 _SPACED_SEPARATOR = re.compile(r"\s+[-–.]|\.\s")
+# What a streaming service writes after "Song - ": a version ("Short Mix", "2015
+# Remaster", "Tom Wilson Remix") or a credit. Left after "Eve - ", it says the head is a
+# self-titled song's name, not the artist put before the title.
+_VERSION_ONLY = re.compile(
+    r"^(?:[^\W_][\w'.&!]*\s+){0,4}(?:re-?mix(?:es)?|mix|edit|version|remaster(?:ed)?|live|"
+    r"acoustic|instrumental|demo|mono|stereo)(?:\s+\d{4})?$|^(?:feat\.|ft\.|featuring)\s",
+    re.IGNORECASE)
+# A tag taken off the end can leave the separator that stood before it: "Go Getta - (Explicit)".
+_DANGLING_SEPARATOR = re.compile(r"\s+[-–—]$")
 
 
 @dataclass(frozen=True)
@@ -148,6 +157,31 @@ def _strip_artist(title: str, artist: str | None) -> str | None:
     return None
 
 
+def _album_starts_with_number(number: str, album: str | None) -> bool:
+    """The album's name begins with this number: a single and its remixes ("911 (Tom
+    Wilson Remix)"), where the title's number is the song's name, not its position.
+
+    >>> _album_starts_with_number("47", "47 (Remix)"), _album_starts_with_number("4", "47 (Remix)")
+    (True, False)
+    """
+    lead = (album or "").strip()
+    return lead.startswith(number) and not lead[len(number):len(number) + 1].isalnum()
+
+
+def _head_is_the_song(title: str, rest: str, album: str | None) -> bool:
+    """After "Head - ", only a version or a credit follows ("Captain Jack - Short Mix",
+    "Eve - feat. Miss Kitty"), or the release carries the same name: then the head is
+    a self-titled song's name, not an artist put before the title.
+
+    >>> _head_is_the_song("Bad Company - 2015 Remaster", "2015 Remaster", "Bad Company")
+    True
+    >>> _head_is_the_song("Bad Company - Can't Get Enough", "Can't Get Enough", "Bad Company")
+    False
+    """
+    return (_VERSION_ONLY.match(rest.strip()) is not None
+            or (album is not None and title.casefold() == album.strip().casefold()))
+
+
 def _strip_album(title: str, album: str | None) -> str | None:
     # Both suffixes end in a bracket, and no character casefolds into one.
     if not album or title[-1:] not in _CLOSING or not album.strip():
@@ -209,17 +243,19 @@ def parse_title(title: str, artist: str | None = None,
     rest = title
     track_number = None
     m = _TRACK_PREFIX.match(rest)
-    # "99 Luftballons", "7 Years", "4-Ever": a bare number glued to a word or
-    # followed by a space is a real title; only a zero-padded number, or one
-    # set apart by a spaced separator ("6 - ", "6. "), is a prefix.
-    if m is not None and (m.group("n").startswith("0")
-                          or _SPACED_SEPARATOR.match(rest, len(m.group("n"))) is not None):
+    # "99 Luftballons", "7 Years", "4-Ever", "0 To 100": a bare number glued to a word or
+    # followed by a space is a real title; only a zero-padded number ("06"), or one set
+    # apart by a spaced separator ("6 - ", "6. "), is a prefix, unless the album starts
+    # with the same number ("911 - Tom Wilson Remix" on "911 (Tom Wilson Remix)").
+    if m is not None and (len(m.group("n")) > 1 and m.group("n").startswith("0")
+                          or _SPACED_SEPARATOR.match(rest, len(m.group("n"))) is not None) \
+            and not _album_starts_with_number(m.group("n"), album):
         after = m.group("rest").strip()
         steps.append(Step(TRACK_NUMBER_PREFIX, rest, after))
         track_number = int(m.group("n")) or None
         rest = after
     stripped = _strip_artist(rest, artist)
-    if stripped is not None and stripped.strip():
+    if stripped is not None and stripped.strip() and not _head_is_the_song(rest, stripped, album):
         steps.append(Step(ARTIST_IN_TITLE, rest, stripped.strip()))
         rest = stripped.strip()
     without_album = _strip_album(rest, album)
@@ -232,7 +268,7 @@ def parse_title(title: str, artist: str | None = None,
         closes = rest.rstrip()[-1:] in _CLOSING
         if closes and (m := _EXPLICIT_TAG.search(rest)) is not None and m.start() > 0:
             kinds.add(m.group("kind").lower())
-            after = rest[:m.start()].rstrip()
+            after = _DANGLING_SEPARATOR.sub("", rest[:m.start()].rstrip())
             steps.append(Step(EXPLICIT_IN_TITLE, rest, after))
             rest = after
             continue

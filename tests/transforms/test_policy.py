@@ -346,6 +346,17 @@ def test_an_unknown_stylised_name_is_neither_recased_nor_flagged() -> None:
     assert result.track["artist"] == "ILLENIUM" and result.corrections == [] and result.review == []
 
 
+@pytest.mark.parametrize("raw", [
+    # Real Spotify records (clean): a single whose album repeats its title, an artist's caps.
+    {"title": "GUD VIBRATIONS", "artist": "NGHTMRE", "album": "GUD VIBRATIONS"},
+    {"title": "ISSO LIT", "artist": "CHRYS THOMPSON", "album": None},
+])
+def test_a_record_in_caps_with_two_texts_is_stylisation_not_shouting(raw: dict[str, Any]) -> None:
+    result = run(with_(**raw), {"title": ("all_caps", 0.9999), "artist": ("all_caps", 0.9999)})
+    assert (result.track["title"], result.track["artist"]) == (raw["title"], raw["artist"])
+    assert result.corrections == [] and result.review == []
+
+
 def test_a_shouting_source_is_recased_by_its_habit() -> None:
     profile = build_profile([("shouty", {"title": "SONG", "album": "ALBUM"})] * 3)
     result = run(with_(title="EMPIRE STATE OF MIND"), {"title": ("all_caps", 0.999)},

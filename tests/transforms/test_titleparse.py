@@ -64,6 +64,46 @@ def test_real_titles_are_left_whole(title: str) -> None:
     assert parsed.steps == ()
 
 
+@pytest.mark.parametrize("title, artist, album", [
+    # Real Spotify tracks (clean by definition) that the parse used to take apart.
+    ("0 To 100 / The Catch Up", "Drake", "0 To 100 / The Catch Up"),  # a lone 0 is not zero-padded
+    ("0 Sentimientos (Remix)", "Jon Z", None),
+    ("47 - Remix", "Anuel AA", "47 (Remix)"),  # the album starts with the same number
+    ("911 - Tom Wilson Remix", "Ellise", "911 (Tom Wilson Remix)"),
+    ("Captain Jack - Short Mix", "Captain Jack", "Captain Jack Is Back"),  # only a version follows
+    ("Bad Company - 2015 Remaster", "Bad Company", "Bad Company (Deluxe)"),
+    ("Bhavi - BZRP Music Sessions #1", "Bhavi", "Bhavi - BZRP Music Sessions #1"),  # the release's name
+])
+def test_a_number_or_name_that_is_the_song_s_own_is_left(title: str, artist: str, album: str | None) -> None:
+    parsed = parse_title(title, artist, album=album)
+    assert parsed.title == title
+    assert parsed.steps == ()
+
+
+@pytest.mark.parametrize("title, artist, album, number, rest", [
+    ("06 - Intro", None, "Greatest Hits", 6, "Intro"),
+    ("01 - Radio Edit", None, "1999", 1, "Radio Edit"),  # the album's "1999" is not "01"
+    ("Bad Company - Can't Get Enough", "Bad Company", "Bad Company (Deluxe)", None, "Can't Get Enough"),
+    ("Adele - Hello", "Adele", "25", None, "Hello"),
+])
+def test_a_prefix_or_an_artist_put_before_the_song_still_comes_off(
+        title: str, artist: str | None, album: str, number: int | None, rest: str) -> None:
+    parsed = parse_title(title, artist, album=album)
+    assert (parsed.track_number, parsed.title) == (number, rest)
+
+
+def test_a_credit_after_a_self_titled_song_is_the_credit_not_the_title() -> None:
+    parsed = parse_title("Eve - feat. Miss Kitty", "Eve")
+    assert (parsed.title, parsed.featured_artists) == ("Eve", ("Miss Kitty",))
+    assert [s.error_class for s in parsed.steps] == [FEATURED_IN_TITLE]
+
+
+def test_a_tag_taken_off_leaves_no_dangling_separator() -> None:
+    parsed = parse_title("Go Getta - (Explicit)")
+    assert (parsed.title, parsed.explicit) == ("Go Getta", True)
+    assert parse_title("Rollercoaster - Bonus Track (Explicit)").title == "Rollercoaster - Bonus Track"
+
+
 def test_title_that_is_only_a_tag_is_kept() -> None:
     assert parse_title("[Explicit]").title == "[Explicit]"
 

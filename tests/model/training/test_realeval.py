@@ -17,8 +17,8 @@ from transforms.policy import RecordScores, Thresholds
 from transforms.profile import build_profile
 
 
-def _clean(title: str, artist: str, dataset: str = "spotify") -> RealRecord:
-    track = {"title": title, "artist": artist}
+def _clean(title: str, artist: str, dataset: str = "spotify", album: str | None = None) -> RealRecord:
+    track = {"title": title, "artist": artist, **({"album": album} if album else {})}
     return RealRecord(dataset, title, dataset, f"artist:{artist}", track, dict(track))
 
 
@@ -31,7 +31,7 @@ NOTHING = RecordScores(fields={})
 
 
 def test_clean_changes_reviews_and_featured_extraction_are_counted_apart() -> None:
-    records = [_clean("Song (feat. B)", "A"), _clean("SHOUT", "LOUD"), _clean("Fine", "Artist")]
+    records = [_clean("Song (feat. B)", "A"), _clean("SHOUT", "LOUD", album="NOISE"), _clean("Fine", "Artist")]
     scores = [NOTHING, RecordScores(fields={"title": ("all_caps", 0.999)}), NOTHING]
     head = evaluate_real(records, scores, policy_for(Thresholds(0.99, 0.5), "m", None)).headline()
     assert head["clean_records"] == 3
@@ -90,7 +90,7 @@ def test_thresholds_are_chosen_to_the_budgets() -> None:
     # Ten clean records the model wrongly scores as shouting at 0.97: only an apply
     # threshold above 0.97 keeps them unchanged, and a review threshold above 0.97
     # keeps them out of review (the whole record shouts, so the case gate lets it through).
-    records = [_clean(f"SONG {i}", "BAND") for i in range(10)]
+    records = [_clean(f"SONG {i}", "BAND", album="RECORD") for i in range(10)]
     scores = [RecordScores(fields={"title": ("all_caps", 0.97)})] * 10
     chosen, head = choose_thresholds(records, scores, "m", None, THRESHOLD_GRID)
     assert chosen.apply > 0.97 and chosen.review > 0.97
