@@ -116,6 +116,8 @@ def cached_training(config: str, cache: Path = TEST_MODEL_CACHE) -> Path:
 
     A run trains into a folder of its own and renames it into place, so two sessions
     at once each end with a whole export (the later rename loses and is discarded).
+    Exports of the config under other keys are removed then: every edit of the
+    sources would otherwise leave one behind.
     """
     from model.training.train import train
 
@@ -128,6 +130,9 @@ def cached_training(config: str, cache: Path = TEST_MODEL_CACHE) -> Path:
             staging.rename(done)
         except OSError:
             shutil.rmtree(staging)
+        for stale in cache.glob(f"{config}-*"):
+            if stale != done:
+                shutil.rmtree(stale, ignore_errors=True)
     return done
 
 

@@ -38,6 +38,15 @@ def test_a_model_is_trained_once_into_its_key_and_then_reused(
     assert [p.name for p in tmp_path.iterdir()] == [first.name]
 
 
+def test_a_new_export_replaces_those_of_other_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for stale in ("tiny-0000000000000000", "full-0000000000000000"):
+        (tmp_path / stale).mkdir()
+        (tmp_path / stale / "LATEST").write_text("old")
+    monkeypatch.setattr(training, "train", _fake_train([]))
+    done = cached_training("tiny", tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([done.name, "full-0000000000000000"])
+
+
 def test_a_run_that_loses_the_race_keeps_the_export_already_in_place(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     done = tmp_path / f"tiny-{training_key('tiny')}"
