@@ -58,6 +58,12 @@ _FEAT_BRACKETED = re.compile(rf"\s*[\(\[]\s*{_FEAT_WORD}\s+(?P<names>[^\(\)\[\]]
 # a bare "Feat" is also a word of names ("Little Feat - La Ley De La Vida").
 _FEAT_TRAILING = re.compile(r"\s+[-–]?\s*(?:feat\.|ft\.|featuring)\s+(?P<names>[^\W_][^\(\)\[\]]*?)\s*$",
                             re.IGNORECASE)
+# A bracketed credit with a version after it, to the end: "Say My Name (feat. Zyra) - RAC
+# Mix", "All Eyez (feat. Jeremih) [Bonus Track]". The credit goes, the version stays.
+_FEAT_BEFORE_VERSION = re.compile(
+    rf"\s*[\(\[]\s*{_FEAT_WORD}\s+(?P<names>[^\(\)\[\]]+?)\s*[\)\]]"
+    r"(?P<tail>(?:\s+[-–—]\s+[^\s\(\)\[\]][^\(\)\[\]]*|\s*[\(\[][^\(\)\[\]]+[\)\]])+)$",
+    re.IGNORECASE)
 _NAME_SEPARATOR = re.compile(r"\s*(?:,|&|\band\b|\+)\s*", re.IGNORECASE)
 _NAME_LEAD = re.compile(rf"^(?:(?:with|{_FEAT_WORD}|&|and)\s+)+", re.IGNORECASE)
 _SEPARATORS = (" - ", " – ", " — ")
@@ -277,6 +283,13 @@ def parse_title(title: str, artist: str | None = None,
         if m is not None and m.start() > 0:
             featured.extend(split_featured(m.group("names"), is_known))
             after = rest[:m.start()].rstrip()
+            steps.append(Step(FEATURED_IN_TITLE, rest, after))
+            rest = after
+            continue
+        m = _FEAT_BEFORE_VERSION.search(rest) if _FEAT_TRAILING_WORD.search(rest) else None
+        if m is not None and m.start() > 0:
+            featured.extend(split_featured(m.group("names"), is_known))
+            after = (rest[:m.start()].rstrip() + m.group("tail")).strip()
             steps.append(Step(FEATURED_IN_TITLE, rest, after))
             rest = after
             continue

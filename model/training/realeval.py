@@ -13,8 +13,10 @@ The scores come from the model; everything here is pure. Two kinds of records:
 * **malformed** (MusicBrainz, CDDB, Discogs): per label (``field.label``), a
   value is *handled* when the policy's typed output equals the truth
   (``fixed``) or the field is flagged with a class in ``RIGHT[label]``
-  (``flagged``). Three labels are judged by what the policy promises, not by a
-  value the record cannot carry: a placeholder is fixed when it becomes null
+  (``flagged``). A title also equals its truth when only the truth's featured
+  credit has moved into ``featured_artists`` (re-spelled, as on clean records).
+  Three labels are judged by what the policy promises, not by a value the
+  record cannot carry: a placeholder is fixed when it becomes null
   (or the right value, when the title gave it back); a partial date or a year
   is fixed when it is typed at its precision ("1999-10-00" -> 1999-10, month);
   a "mojibake" label whose truth itself holds U+FFFD (the CDDB labeller's
@@ -46,7 +48,7 @@ from model.training.realdata import (
     YEAR_ONLY,
     RealRecord,
 )
-from transforms import correctors
+from transforms import correctors, titleparse
 from transforms.fields import LANGUAGE_CODE, SWAP_CLASS
 from transforms.policy import CorrectionResult, RecordScores, Thresholds, correct_track
 from transforms.profile import ProfileData, build_profile
@@ -115,7 +117,25 @@ def output_equals_truth(name: str, result: CorrectionResult, truth: Any) -> bool
         return _as_of_precision(out, result.release_date_precision) == str(truth)
     if name == "language":
         return out == correctors.normalize_language(str(truth))
+    if name == "title" and out != truth:
+        return _credit_moved(str(truth), out, result.track.get("featured_artists") or ())
     return out == truth
+
+
+def _credit_moved(truth: str, out: Any, featured: Sequence[str]) -> bool:
+    """The truth's title with its featured credit moved into ``featured_artists``: the
+    same title re-spelled, as a clean record's featured extraction is not a change and a
+    language's truth is compared as its code.
+
+    >>> _credit_moved("It's Over (feat. Malaya) (DS mix)", "It's Over (DS mix)", ["Malaya"])
+    True
+    >>> _credit_moved("It's Over (feat. Malaya) (DS mix)", "It's Over (DS mix)", [])
+    False
+    """
+    credited = titleparse.parse_title(truth)
+    return (credited.title == out and bool(credited.featured_artists)
+            and all(step.error_class == titleparse.FEATURED_IN_TITLE for step in credited.steps)
+            and set(credited.featured_artists) <= set(featured))
 
 
 def dataset_name(record: RealRecord) -> str:

@@ -98,6 +98,28 @@ def test_a_credit_after_a_self_titled_song_is_the_credit_not_the_title() -> None
     assert [s.error_class for s in parsed.steps] == [FEATURED_IN_TITLE]
 
 
+@pytest.mark.parametrize("title, rest, names, explicit", [
+    # Real Spotify titles: the credit sits before the version, not at the end.
+    ("Say My Name (feat. Zyra) - RAC Mix", "Say My Name - RAC Mix", ("Zyra",), None),
+    ("All Eyez (feat. Jeremih) [Bonus Track]", "All Eyez [Bonus Track]", ("Jeremih",), None),
+    ("Faith (with Dolly Parton) [feat. Mr. Probz] - Acoustic", "Faith (with Dolly Parton) - Acoustic",
+     ("Mr. Probz",), None),
+    ("Camelot (feat. Yo Gotti, BlocBoy JB & Moneybagg Yo) - Remix", "Camelot - Remix",
+     ("Yo Gotti", "BlocBoy JB", "Moneybagg Yo"), None),
+    ("Song (feat. A) - Remix [Explicit]", "Song - Remix", ("A",), True),
+])
+def test_a_credit_before_a_version_is_taken_out_and_the_version_kept(
+        title: str, rest: str, names: tuple[str, ...], explicit: bool | None) -> None:
+    parsed = parse_title(title)
+    assert (parsed.title, parsed.featured_artists, parsed.explicit) == (rest, names, explicit)
+    assert parsed.steps[-1].error_class == FEATURED_IN_TITLE
+
+
+@pytest.mark.parametrize("title", ["(feat. A) - Remix", "Song (feat. A) -", "Song (feat. A) Part 2"])
+def test_a_credit_without_a_song_before_or_a_version_after_is_left(title: str) -> None:
+    assert parse_title(title).steps == ()
+
+
 def test_a_tag_taken_off_leaves_no_dangling_separator() -> None:
     parsed = parse_title("Go Getta - (Explicit)")
     assert (parsed.title, parsed.explicit) == ("Go Getta", True)

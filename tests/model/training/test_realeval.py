@@ -58,6 +58,15 @@ def test_malformations_are_handled_when_fixed_or_flagged_with_the_right_class() 
     assert summary["headline"]["malformed_handled"] == 4 / 5
 
 
+def test_a_title_is_fixed_when_only_its_credit_moved_to_the_featured_artists() -> None:
+    truth = "It's Over (feat. Malaya) (DS mix)"
+    records = [_malformed("title", f"011-{truth}", truth, "track_number_prefix"),
+               _malformed("title", "012-It's Over (DS mix)", truth, "track_number_prefix")]
+    summary = evaluate_real(records, [NOTHING] * 2, policy_for(Thresholds(), "m", None)).summary()
+    label = summary["malformed"]["musicbrainz(support>=2)"]["labels"]["title.track_number_prefix"]
+    assert label["fixed"] == 1 / 2  # the second lost its credit instead of moving it
+
+
 def test_an_album_year_suffix_is_handled_once_the_profile_knows_the_source_habit() -> None:
     records = [_malformed("album", "Elephunk (2003)", "Elephunk", "album_year_suffix")]
     habit = build_profile([("mb-x", {"album": f"A{i} (1999)"}) for i in range(20)])
