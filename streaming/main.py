@@ -52,6 +52,8 @@ from streaming.runners import (
 from transforms import native, policy
 
 log = logging.getLogger("metafix")
+# How often the waiting main thread wakes, so that a stop signal's handler runs (below).
+SIGNAL_CHECK_S = 0.5
 
 
 def _usage() -> str:
@@ -122,7 +124,12 @@ def _wait_until_stopped(result: beam.runners.runner.PipelineResult) -> str | Non
     try:
         waiter = threading.Thread(target=_wait_quietly, args=(result, stop, failures), daemon=True)
         waiter.start()
-        stop.wait()
+        # A SIGTERM to the process lands on any thread that does not block it (gRPC's,
+        # TensorFlow's, librdkafka's), and Python runs the handler only when the main thread
+        # next runs bytecode: parked in a wait without a timeout, it never did, and the job
+        # hung until its supervisor killed it (seen in CI as a stop that logged nothing).
+        while not stop.wait(SIGNAL_CHECK_S):
+            pass
         if requested:
             # Logged at once: what follows waits on the runner, which may not answer.
             log.info("metafix stream: %s received, stopping", signal.Signals(requested[0]).name)

@@ -3,6 +3,8 @@ must not keep the job from ending (and writing its summary) before its superviso
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -11,6 +13,7 @@ from apache_beam.runners.runner import PipelineState
 from streaming import main
 from streaming.deadlines import NoAnswer, call_within
 from streaming.metrics_summary import collect
+from streaming.options import REPO_ROOT
 
 
 class Runner:
@@ -73,3 +76,45 @@ def test_stopping_goes_on_when_the_runner_does_not_answer(hanging_runner: Runner
     assert collect(hanging_runner, timeout_s=0.2) == {}
     # The state never answered, so no cancel was asked for.
     assert not hanging_runner.cancelled
+
+
+# Run in a process of its own: the stop is asked by a signal, and a failing version hangs.
+SIGNAL_ON_ANOTHER_THREAD = """
+import signal, threading, time
+from apache_beam.runners.runner import PipelineState
+from streaming import main
+
+class Result:
+    def __init__(self):
+        self.done = threading.Event()
+        self.cancelled = False
+    def wait_until_finish(self):
+        self.done.wait()
+    @property
+    def state(self):
+        return PipelineState.CANCELLED if self.cancelled else PipelineState.RUNNING
+    def cancel(self):
+        self.cancelled = True
+        self.done.set()
+
+result = Result()
+bystander = threading.Thread(target=time.sleep, args=(60,), daemon=True)
+bystander.start()
+
+def deliver():
+    time.sleep(0.5)
+    # As the kernel may do with a SIGTERM to the process: another thread takes it.
+    signal.pthread_kill(bystander.ident, signal.SIGTERM)
+
+threading.Thread(target=deliver, daemon=True).start()
+print("failure:", main._wait_until_stopped(result), "cancelled:", result.cancelled, flush=True)
+"""
+
+
+def test_a_stop_signal_taken_by_another_thread_still_stops_the_job() -> None:
+    """A process-wide SIGTERM lands on any thread that does not block it (gRPC's, TensorFlow's,
+    librdkafka's). Python runs its handler only when the main thread next runs bytecode: a main
+    thread parked in a wait without a timeout never did, and the job hung until SIGKILL."""
+    done = subprocess.run([sys.executable, "-c", SIGNAL_ON_ANOTHER_THREAD], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.stdout.strip() == "failure: None cancelled: True", done.stderr[-2000:]
