@@ -80,7 +80,8 @@ _VERSION_ONLY = re.compile(
     r"^(?:[^\W_][\w'.&!]*\s+){0,4}(?:re-?mix(?:es)?|mix|edit|version|remaster(?:ed)?|live|"
     r"acoustic|instrumental|demo|mono|stereo)(?:\s+\d{4})?$|^(?:feat\.|ft\.|featuring)\s",
     re.IGNORECASE)
-# A tag taken off the end can leave the separator that stood before it: "Go Getta - (Explicit)".
+# A tag or credit taken off the end can leave the separator that stood before it: "Go
+# Getta - (Explicit)".
 _DANGLING_SEPARATOR = re.compile(r"\s+[-–—]$")
 
 
@@ -282,7 +283,7 @@ def parse_title(title: str, artist: str | None = None,
              or (_FEAT_TRAILING.search(rest) if _FEAT_TRAILING_WORD.search(rest) else None))
         if m is not None and m.start() > 0:
             featured.extend(split_featured(m.group("names"), is_known))
-            after = rest[:m.start()].rstrip()
+            after = _DANGLING_SEPARATOR.sub("", rest[:m.start()].rstrip())
             steps.append(Step(FEATURED_IN_TITLE, rest, after))
             rest = after
             continue

@@ -124,6 +124,8 @@ def test_a_tag_taken_off_leaves_no_dangling_separator() -> None:
     parsed = parse_title("Go Getta - (Explicit)")
     assert (parsed.title, parsed.explicit) == ("Go Getta", True)
     assert parse_title("Rollercoaster - Bonus Track (Explicit)").title == "Rollercoaster - Bonus Track"
+    credited = parse_title("Song - (feat. A)")
+    assert (credited.title, credited.featured_artists) == ("Song", ("A",))
 
 
 def test_title_that_is_only_a_tag_is_kept() -> None:
