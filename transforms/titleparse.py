@@ -279,18 +279,15 @@ def parse_title(title: str, artist: str | None = None,
             steps.append(Step(EXPLICIT_IN_TITLE, rest, after))
             rest = after
             continue
+        credited = _FEAT_TRAILING_WORD.search(rest) is not None
         m = ((_FEAT_BRACKETED.search(rest) if closes else None)
-             or (_FEAT_TRAILING.search(rest) if _FEAT_TRAILING_WORD.search(rest) else None))
+             or (_FEAT_TRAILING.search(rest) if credited else None)
+             or (_FEAT_BEFORE_VERSION.search(rest) if credited else None))
         if m is not None and m.start() > 0:
             featured.extend(split_featured(m.group("names"), is_known))
-            after = _DANGLING_SEPARATOR.sub("", rest[:m.start()].rstrip())
-            steps.append(Step(FEATURED_IN_TITLE, rest, after))
-            rest = after
-            continue
-        m = _FEAT_BEFORE_VERSION.search(rest) if _FEAT_TRAILING_WORD.search(rest) else None
-        if m is not None and m.start() > 0:
-            featured.extend(split_featured(m.group("names"), is_known))
-            after = (rest[:m.start()].rstrip() + m.group("tail")).strip()
+            # A credit before a version leaves the version ("tail") where it was.
+            tail = (m.groupdict().get("tail") or "").rstrip()
+            after = _DANGLING_SEPARATOR.sub("", rest[:m.start()].rstrip()) + tail
             steps.append(Step(FEATURED_IN_TITLE, rest, after))
             rest = after
             continue
